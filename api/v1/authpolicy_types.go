@@ -90,11 +90,6 @@ func (d Duration) Parse() (time.Duration, error) {
 	return v, nil
 }
 
-// Hostname is a DNS name in lower case, such as "shop.example.com".
-// +kubebuilder:validation:MaxLength=253
-// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
-type Hostname string
-
 // HostPattern is a lower-case host name, or a wildcard "*.example.com" that matches exactly one
 // more label in front ("a.example.com", not "example.com" nor "a.b.example.com"), as in Kubernetes
 // Ingress.
@@ -123,7 +118,7 @@ type ClaimName string
 
 // URL is an absolute http or https URL.
 // +kubebuilder:validation:MaxLength=2048
-// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ”",message="must be an absolute http:// or https:// URL with a host"
+// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ''",message="must be an absolute http:// or https:// URL with a host"
 type URL string
 
 // SecretReference names a Secret in the policy's own namespace.
@@ -223,8 +218,10 @@ type Rule struct {
 }
 
 // RouteMatch selects requests by path and method. Paths are matched after normalization: decoded
-// once, dot-segments resolved, duplicate slashes merged, ";" parameters dropped, ASCII letters
-// folded to lower case; so write them decoded ("/files/a b", not "/files/a%20b").
+// once, dot-segments resolved, duplicate slashes merged, ";" parameters and trailing dots of
+// segments dropped, ASCII letters folded to lower case; so write them decoded ("/files/a b", not
+// "/files/a%20b"). Requests with ambiguous paths (encoded slashes, double encoding, control
+// characters) are refused with 400 before any rule is tried.
 // +kubebuilder:validation:XValidation:rule="!(has(self.path) && has(self.pathPrefix))",message="set either path (exact) or pathPrefix, not both"
 type RouteMatch struct {
 	// pathPrefix matches a path and everything below it, element by element as Kubernetes Ingress
@@ -232,15 +229,15 @@ type RouteMatch struct {
 	// "/apis". "/" matches every path.
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
-	// +kubebuilder:validation:Pattern=`^/[^?#%;\\\s]*$`
-	// +kubebuilder:validation:XValidation:rule="!self.matches('/\\\\.{1,2}(/|$)')",message="pathPrefix must not contain . or .. segments"
+	// +kubebuilder:validation:Pattern=`^/[^?#%;\\\s\x00-\x1f\x7f]*$`
+	// +kubebuilder:validation:XValidation:rule="!self.matches('/\\\\.+(/|$)')",message="pathPrefix must not contain segments made only of dots (., .., ...)"
 	PathPrefix string `json:"pathPrefix,omitempty"`
 
 	// path matches exactly this path (after normalization); "/login" does not match "/login/".
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
-	// +kubebuilder:validation:Pattern=`^/[^?#%;\\\s]*$`
-	// +kubebuilder:validation:XValidation:rule="!self.matches('/\\\\.{1,2}(/|$)')",message="path must not contain . or .. segments"
+	// +kubebuilder:validation:Pattern=`^/[^?#%;\\\s\x00-\x1f\x7f]*$`
+	// +kubebuilder:validation:XValidation:rule="!self.matches('/\\\\.+(/|$)')",message="path must not contain segments made only of dots (., .., ...)"
 	Path string `json:"path,omitempty"`
 
 	// methods restricts the rule to these request methods; empty means every method. GET also
@@ -281,7 +278,8 @@ type SessionConfig struct {
 	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') || duration(self) > duration('0s')",message="maxLifetime must be greater than zero"
 	MaxLifetime Duration `json:"maxLifetime,omitempty"`
 
-	// idleTimeout ends a session that has seen no check for this long. 0s (the default) turns it off.
+	// idleTimeout ends a session that has seen no check for this long. Leave it out, or set 0s, to
+	// turn it off.
 	// +optional
 	IdleTimeout Duration `json:"idleTimeout,omitempty"`
 }

@@ -383,4 +383,3 @@ type IdentityHeader struct {
 	// Claim is the claim that fills it (sub, email, roles, ...).
 	Claim string
 }
-
