@@ -118,7 +118,7 @@ type ClaimName string
 
 // URL is an absolute http or https URL.
 // +kubebuilder:validation:MaxLength=2048
-// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ''",message="must be an absolute http:// or https:// URL with a host"
+// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && size(url(self).getHostname()) > 0",message="must be an absolute http:// or https:// URL with a host"
 type URL string
 
 // SecretReference names a Secret in the policy's own namespace.
@@ -521,8 +521,4 @@ func (c CookieConfig) IsSecure() bool { return c.Secure == nil || *c.Secure }
 // RotatesRefreshTokens reports whether refresh tokens rotate (the default).
 func (j JWTConfig) RotatesRefreshTokens() bool {
 	return j.RefreshTokenRotation == nil || *j.RefreshTokenRotation
-}
-
-func init() {
-	SchemeBuilder.Register(&AuthPolicy{}, &AuthPolicyList{})
 }
