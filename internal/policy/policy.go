@@ -27,24 +27,15 @@ func (r Ref) String() string { return r.Namespace + "/" + r.Name }
 func ParseRef(s string) (Ref, error) {
 	ns, name, ok := strings.Cut(s, "/")
 	if !ok {
-		return Ref{}, fmt.Errorf("policy reference %s: want <namespace>/<name>", quote(s))
+		return Ref{}, fmt.Errorf("policy reference %s: want <namespace>/<name>", normQuote(s))
 	}
 	if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
-		return Ref{}, fmt.Errorf("policy reference %s: namespace: %s", quote(s), errs[0])
+		return Ref{}, fmt.Errorf("policy reference %s: namespace: %s", normQuote(s), errs[0])
 	}
 	if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
-		return Ref{}, fmt.Errorf("policy reference %s: name: %s", quote(s), errs[0])
+		return Ref{}, fmt.Errorf("policy reference %s: name: %s", normQuote(s), errs[0])
 	}
 	return Ref{Namespace: ns, Name: name}, nil
-}
-
-// quote quotes s for an error message, cut short so that hostile input cannot flood a log line.
-func quote(s string) string {
-	const max = 100
-	if len(s) > max {
-		return fmt.Sprintf("%q...", s[:max])
-	}
-	return fmt.Sprintf("%q", s)
 }
 
 // Policy is a compiled AuthPolicy. It is immutable: nothing changes it after Compile returns, and

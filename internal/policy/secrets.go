@@ -163,8 +163,11 @@ func parseSigningKeys(path *field.Path, secret string, alg authgatev1.Algorithm,
 			}
 			public = append(public, VerificationKey{kid: kid, alg: alg, public: pub})
 		default:
-			bad(key, fmt.Sprintf("unexpected key for algorithm %s: want %s, <kid>%s%s", alg, authgatev1.SigningKeyActiveKey, privSuffix,
-				map[bool]string{true: "", false: " or <kid>" + authgatev1.SigningKeyPublicSuffix}[alg == authgatev1.AlgorithmHS256]))
+			want := fmt.Sprintf("%s, <kid>%s", authgatev1.SigningKeyActiveKey, privSuffix)
+			if alg != authgatev1.AlgorithmHS256 {
+				want += " or <kid>" + authgatev1.SigningKeyPublicSuffix
+			}
+			bad(key, fmt.Sprintf("unexpected key for algorithm %s: want %s", alg, want))
 		}
 	}
 	if len(errs) > 0 {
