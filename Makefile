@@ -20,7 +20,7 @@ build: ## Compile every package (and the commands under cmd/ into bin/).
 
 .PHONY: generate
 generate: ## Write zz_generated.deepcopy.go.
-	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
+	$(CONTROLLER_GEN) object paths=./api/...
 
 .PHONY: manifests
 manifests: ## Write the CRDs into config/crd/bases and docs/policy-reference.md.

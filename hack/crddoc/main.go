@@ -1,9 +1,3 @@
-/*
-Copyright The authgate Authors.
-
-Licensed under the Apache License, Version 2.0.
-*/
-
 // Command crddoc writes the AuthPolicy reference (docs/policy-reference.md) from the generated CRD:
 // a hand-written header, then a generated description of the resource and of every field of its
 // schema, with types, defaults and validation rules.

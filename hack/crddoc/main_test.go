@@ -1,9 +1,3 @@
-/*
-Copyright The authgate Authors.
-
-Licensed under the Apache License, Version 2.0.
-*/
-
 package main
 
 import (
