@@ -472,6 +472,12 @@ type AuthPolicyStatus struct {
 	// +kubebuilder:validation:MaxItems=8
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 
+	// modes summarizes the modes of the rules, each once, in rule order ("Public,JWT,Session"), for
+	// kubectl get. (A printer column can show only one value of a list, so the operator writes it.)
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	Modes string `json:"modes,omitempty"`
+
 	// attachedIngresses counts the Ingresses wired to this policy by the authgate.dev/policy
 	// annotation.
 	// +optional
@@ -489,7 +495,7 @@ type AuthPolicyStatus struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=ap,categories=authgate
 // +kubebuilder:printcolumn:name="Hosts",type=string,JSONPath=`.spec.hosts`,priority=1
-// +kubebuilder:printcolumn:name="Modes",type=string,JSONPath=`.spec.rules[*].mode`
+// +kubebuilder:printcolumn:name="Modes",type=string,JSONPath=`.status.modes`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

@@ -1,5 +1,10 @@
 package v1
 
+import (
+	"slices"
+	"strings"
+)
+
 // Defaults that the schema applies; Default applies the same ones in Go.
 const (
 	DefaultCookieName           = "authgate_session"
@@ -71,6 +76,18 @@ func (s *AuthPolicySpec) SecretNames() []string {
 		add(s.Login.UsersSecretRef)
 	}
 	return names
+}
+
+// ModeSummary lists the modes the rules use, each once, in rule order, joined with ","
+// ("Public,JWT,Session"): the value of status.modes.
+func (s *AuthPolicySpec) ModeSummary() string {
+	var modes []string
+	for _, r := range s.Rules {
+		if !slices.Contains(modes, string(r.Mode)) {
+			modes = append(modes, string(r.Mode))
+		}
+	}
+	return strings.Join(modes, ",")
 }
 
 func setIfEmpty[T ~string](p *T, v T) {

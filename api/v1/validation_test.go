@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -25,8 +26,12 @@ import (
 	"github.com/authgate/authgate/internal/source"
 )
 
-// k8s is a client of the real API server that TestMain starts with the AuthPolicy CRD installed.
-var k8s client.Client
+// k8s is a client of the real API server that TestMain starts with the AuthPolicy CRD installed;
+// restConfig is its configuration.
+var (
+	k8s        client.Client
+	restConfig *rest.Config
+)
 
 func TestMain(m *testing.M) {
 	os.Exit(runWithAPIServer(m))
@@ -44,6 +49,7 @@ func runWithAPIServer(m *testing.M) int {
 		BinaryAssetsDirectory: assets,
 	}
 	cfg, err := env.Start()
+	restConfig = cfg
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "Starting kube-apiserver and etcd from %s: %v\n", assets, err)
 		return 1
