@@ -93,7 +93,7 @@ func TestCompileFixture(t *testing.T) {
 		t.Errorf("login = %+v", l)
 	}
 	u, ok := l.User("Admin@Example.com")
-	if !ok || u.Email != "admin@example.com" || !slices.Equal(u.Roles(), []string{"admin", "editor"}) {
+	if !ok || u.Email != "admin@example.com" || u.ID != "admin@example.com" || !slices.Equal(u.Roles(), []string{"admin", "editor"}) {
 		t.Errorf("user lookup is not case-insensitive or lost roles: %+v %v", u, ok)
 	}
 	u.Roles()[0] = "changed"
@@ -233,6 +233,18 @@ func TestCompileSecretProblems(t *testing.T) {
 				s["shop-users"] = users("- {email: a@example.com, passwordHash: '" + validHash + "'}\n- {email: A@example.com, passwordHash: '" + validHash + "'}\n")
 			},
 			want: "data[users.yaml][1].email: Duplicate value",
+		},
+		"user id twice": {
+			secrets: func(s map[string]map[string][]byte) {
+				s["shop-users"] = users("- {id: u1, email: a@example.com, passwordHash: '" + validHash + "'}\n- {id: u1, email: b@example.com, passwordHash: '" + validHash + "'}\n")
+			},
+			want: "data[users.yaml][1].id: Duplicate value: \"u1\"",
+		},
+		"user id with a space": {
+			secrets: func(s map[string]map[string][]byte) {
+				s["shop-users"] = users("- {id: 'u 1', email: a@example.com, passwordHash: '" + validHash + "'}\n")
+			},
+			want: "data[users.yaml][0].id: Invalid value",
 		},
 		"password in clear": {
 			secrets: func(s map[string]map[string][]byte) {

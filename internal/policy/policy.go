@@ -351,7 +351,9 @@ func (l *LoginSettings) RedirectHostAllowed(host string) bool {
 
 // User is someone who can log in.
 type User struct {
-	// Email identifies the user and is the "sub" of their identity, in lower case.
+	// ID is the user's stable identifier and the "sub" of their identity; the email by default.
+	ID string
+	// Email is the login name, in lower case.
 	Email string
 	// Name is a display name; may be empty.
 	Name string

@@ -32,7 +32,10 @@ const minBcryptCost = 10
 // the hash output (256 bits).
 const minHMACSecret = 32
 
-var kidPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+var (
+	kidPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+	claimValue = regexp.MustCompile(`^[!-~]+$`)
+)
 
 // decodeStrict decodes YAML the way the API server decodes JSON: field names match exactly (not
 // case-insensitively, as encoding/json would) and unknown or repeated fields are errors, so a typo
@@ -59,6 +62,7 @@ func secretKeyPath(path *field.Path, secret, key string) *field.Path {
 
 // usersFile is the schema of the users Secret's users.yaml.
 type usersFile []struct {
+	ID           string   `json:"id,omitempty"`
 	Email        string   `json:"email"`
 	Name         string   `json:"name,omitempty"`
 	PasswordHash string   `json:"passwordHash"`
@@ -81,6 +85,7 @@ func parseUsers(path *field.Path, secret string, data map[string][]byte) (map[st
 	}
 	var errs field.ErrorList
 	users := make(map[string]User, len(file))
+	ids := map[string]bool{}
 	for i, u := range file {
 		up := kp.Index(i)
 		email := strings.ToLower(strings.TrimSpace(u.Email))
@@ -92,6 +97,19 @@ func parseUsers(path *field.Path, secret string, data map[string][]byte) (map[st
 			errs = append(errs, field.Duplicate(up.Child("email"), u.Email))
 			continue
 		}
+		id := u.ID
+		if id == "" {
+			id = email
+		}
+		if len(id) > 256 || !claimValue.MatchString(id) {
+			errs = append(errs, field.Invalid(up.Child("id"), u.ID, "must be 1 to 256 printable characters without spaces"))
+			continue
+		}
+		if ids[id] {
+			errs = append(errs, field.Duplicate(up.Child("id"), id))
+			continue
+		}
+		ids[id] = true
 		// The hash itself is never put into a message: it is a secret.
 		cost, err := bcrypt.Cost([]byte(u.PasswordHash))
 		switch {
@@ -111,7 +129,7 @@ func parseUsers(path *field.Path, secret string, data map[string][]byte) (map[st
 			}
 		}
 		users[email] = User{
-			Email: email, Name: u.Name, Disabled: u.Disabled,
+			ID: id, Email: email, Name: u.Name, Disabled: u.Disabled,
 			passwordHash: []byte(u.PasswordHash), roles: append([]string(nil), u.Roles...),
 		}
 	}
