@@ -37,10 +37,10 @@ var (
 	claimValue = regexp.MustCompile(`^[!-~]+$`)
 )
 
-// decodeStrict decodes YAML the way the API server decodes JSON: field names match exactly (not
-// case-insensitively, as encoding/json would) and unknown or repeated fields are errors, so a typo
-// in a Secret is reported instead of silently dropped.
-func decodeStrict(data []byte, v any) error {
+// DecodeStrict decodes YAML (or JSON) the way the API server decodes JSON: field names match exactly
+// (not case-insensitively, as encoding/json would) and unknown or repeated fields are errors, so a
+// typo in a manifest or a Secret is reported instead of silently dropped.
+func DecodeStrict(data []byte, v any) error {
 	j, err := yaml.YAMLToJSON(data)
 	if err != nil {
 		return err
@@ -80,7 +80,7 @@ func parseUsers(path *field.Path, secret string, data map[string][]byte) (map[st
 		return nil, field.ErrorList{field.Invalid(path, secret, fmt.Sprintf("Secret %s has no key %q listing the users", secret, key))}
 	}
 	var file usersFile
-	if err := decodeStrict(raw, &file); err != nil {
+	if err := DecodeStrict(raw, &file); err != nil {
 		return nil, field.ErrorList{field.Invalid(kp, "(users)", fmt.Sprintf("does not parse as a YAML list of users: %v", err))}
 	}
 	var errs field.ErrorList

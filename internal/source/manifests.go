@@ -17,10 +17,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
 	authgatev1 "github.com/authgate/authgate/api/v1"
+	"github.com/authgate/authgate/internal/policy"
 )
 
 // Manifests are the AuthPolicies and Secrets read from YAML files.
@@ -114,7 +114,7 @@ func (m *Manifests) read(r io.Reader, name, defaultNamespace string) error {
 		switch {
 		case tm.APIVersion == authgatev1.GroupVersion.String() && tm.Kind == "AuthPolicy":
 			p := &authgatev1.AuthPolicy{}
-			if err := decodeStrict(raw, p); err != nil {
+			if err := policy.DecodeStrict(raw, p); err != nil {
 				return fmt.Errorf("%s (AuthPolicy): %w", where, err)
 			}
 			if err := setNamespace(&p.Namespace, p.Name, defaultNamespace); err != nil {
@@ -123,7 +123,7 @@ func (m *Manifests) read(r io.Reader, name, defaultNamespace string) error {
 			m.Policies = append(m.Policies, p)
 		case tm.APIVersion == "v1" && tm.Kind == "Secret":
 			s := &corev1.Secret{}
-			if err := decodeStrict(raw, s); err != nil {
+			if err := policy.DecodeStrict(raw, s); err != nil {
 				return fmt.Errorf("%s (Secret): %w", where, err)
 			}
 			if err := setNamespace(&s.Namespace, s.Name, defaultNamespace); err != nil {
@@ -136,20 +136,6 @@ func (m *Manifests) read(r io.Reader, name, defaultNamespace string) error {
 			return fmt.Errorf("%s: %s %s is not an authgate.dev/v1 AuthPolicy or a v1 Secret", where, tm.APIVersion, tm.Kind)
 		}
 	}
-}
-
-// decodeStrict decodes a manifest as the API server would: field names match exactly and unknown or
-// repeated fields are errors, so "rulez:" or "Rules:" is reported instead of silently ignored.
-func decodeStrict(doc []byte, v any) error {
-	j, err := yaml.YAMLToJSON(doc)
-	if err != nil {
-		return err
-	}
-	strict, err := sigsjson.UnmarshalStrict(j, v)
-	if err != nil {
-		return err
-	}
-	return errors.Join(strict...)
 }
 
 func setNamespace(ns *string, name, defaultNamespace string) error {
