@@ -13,6 +13,16 @@ TEST_FLAGS ?=
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
+.PHONY: run
+run: ## The webhook standalone on config/samples: memory store, demo users, http://localhost:8080.
+	@echo "authgate: standalone webhook on config/samples (memory store) at http://localhost:8080"
+	@echo "  login page:  http://localhost:8080/auth/login?policy=default/shop"
+	@echo "  demo users (passwords are public, see config/samples/secret_demo-users.yaml):"
+	@echo "    admin@example.com   admin-demo-password   (admin, editor)"
+	@echo "    editor@example.com  editor-demo-password  (editor)"
+	@echo "    viewer@example.com  viewer-demo-password  (viewer)"
+	$(GO) run ./cmd/webhook --manifests config/samples --http-addr localhost:8080 --metrics-addr localhost:9090 --log-development
+
 .PHONY: build
 build: ## Compile every package (and the commands under cmd/ into bin/).
 	$(GO) build ./...

@@ -3,15 +3,22 @@
 # otherwise it names them and fails. Go itself must already be installed.
 set -euo pipefail
 
-# command -> Debian package that provides it
+# command or file -> Debian package that provides it
 declare -A need=(
 	[git]=git
 	[diff]=diffutils
+	[/usr/sbin/nginx]=nginx-light
+	[/usr/lib/nginx/modules/ngx_http_set_misc_module.so]=libnginx-mod-http-set-misc
+	[chromium]=chromium
 )
 
 missing=()
-for cmd in "${!need[@]}"; do
-	command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
+for what in "${!need[@]}"; do
+	if [[ $what == /* ]]; then
+		[ -e "$what" ] || missing+=("${need[$what]}")
+	else
+		command -v "$what" >/dev/null 2>&1 || missing+=("${need[$what]}")
+	fi
 done
 if ! command -v go >/dev/null 2>&1; then
 	echo "deps: Go is not installed; install Go 1.26 or later and run again" >&2

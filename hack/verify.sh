@@ -25,7 +25,7 @@ for p in "${generated[@]}"; do
 	fi
 done
 
-unformatted=$(gofmt -l $(git ls-files '*.go'))
+unformatted=$(gofmt -l $(git ls-files --cached --others --exclude-standard '*.go'))
 [ -z "$unformatted" ] || fail "gofmt would change: $unformatted"
 
 go vet ./... || fail "go vet failed"

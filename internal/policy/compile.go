@@ -454,6 +454,10 @@ func (c *compiler) login() {
 			users, errs := parseUsers(up, l.UsersSecretRef.Name, data)
 			c.unresolved = append(c.unresolved, errs...)
 			out.users = users
+			out.usersByID = make(map[string]string, len(users))
+			for email, u := range users {
+				out.usersByID[u.ID] = email
+			}
 		}
 	}
 	c.out.login = out

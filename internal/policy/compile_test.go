@@ -96,6 +96,12 @@ func TestCompileFixture(t *testing.T) {
 	if !ok || u.Email != "admin@example.com" || u.ID != "admin@example.com" || !slices.Equal(u.Roles(), []string{"admin", "editor"}) {
 		t.Errorf("user lookup is not case-insensitive or lost roles: %+v %v", u, ok)
 	}
+	if byID, ok := l.UserByID("admin@example.com"); !ok || byID.Email != "admin@example.com" {
+		t.Errorf("UserByID did not find the user by its default id")
+	}
+	if _, ok := l.UserByID("nobody"); ok {
+		t.Error("UserByID found an unknown id")
+	}
 	u.Roles()[0] = "changed"
 	if again, _ := l.User("admin@example.com"); again.Roles()[0] != "admin" {
 		t.Error("a caller changed the compiled policy through User().Roles()")

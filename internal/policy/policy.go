@@ -312,7 +312,8 @@ type LoginSettings struct {
 	// URL is the login page browsers are sent to; empty when browsers get a 401 instead.
 	URL string
 
-	users     map[string]User
+	users     map[string]User // by lower-cased email
+	usersByID map[string]string
 	redirects []string
 }
 
@@ -325,6 +326,16 @@ func (l *LoginSettings) User(email string) (User, bool) {
 	u.roles = slices.Clone(u.roles)
 	u.passwordHash = slices.Clone(u.passwordHash)
 	return u, true
+}
+
+// UserByID returns the user with this id. Sessions hold the id, so that a check reads the user's
+// current roles (and notices a removed or disabled user) on every request.
+func (l *LoginSettings) UserByID(id string) (User, bool) {
+	email, ok := l.usersByID[id]
+	if !ok {
+		return User{}, false
+	}
+	return l.User(email)
 }
 
 // Users returns the number of users who can log in.

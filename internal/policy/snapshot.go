@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"iter"
 	"slices"
 	"strings"
 )
@@ -14,6 +15,7 @@ type Snapshot struct {
 	// the policies with that wildcard. Each list is in precedence order.
 	exact    map[string][]*Policy
 	wildcard map[string][]*Policy
+	ordered  []*Policy
 }
 
 // NewSnapshot indexes policies. Where several claim the same host, the oldest (by creation time,
@@ -27,6 +29,7 @@ func NewSnapshot(policies []*Policy) *Snapshot {
 	}
 	sorted := slices.Clone(policies)
 	slices.SortFunc(sorted, Older)
+	s.ordered = sorted
 	for _, p := range sorted {
 		s.byRef[p.ref] = p
 		for _, h := range p.hosts {
@@ -51,6 +54,17 @@ func Older(a, b *Policy) int {
 		return c
 	}
 	return strings.Compare(a.ref.Name, b.ref.Name)
+}
+
+// Policies returns every policy, oldest first.
+func (s *Snapshot) Policies() iter.Seq[*Policy] {
+	return func(yield func(*Policy) bool) {
+		for _, p := range s.ordered {
+			if !yield(p) {
+				return
+			}
+		}
+	}
 }
 
 // Len returns the number of policies.

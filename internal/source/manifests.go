@@ -27,7 +27,12 @@ import (
 type Manifests struct {
 	Policies []*authgatev1.AuthPolicy
 	Secrets  []*corev1.Secret
+	// files records the file each policy came from, for error messages.
+	files map[*authgatev1.AuthPolicy]string
 }
+
+// File returns the file a policy was read from.
+func (m *Manifests) File(p *authgatev1.AuthPolicy) string { return m.files[p] }
 
 // SecretData returns the data of the Secrets in namespace, by name, with stringData merged into
 // data as the API server does.
@@ -121,6 +126,10 @@ func (m *Manifests) read(r io.Reader, name, defaultNamespace string) error {
 				return fmt.Errorf("%s (AuthPolicy %q): %w", where, p.Name, err)
 			}
 			m.Policies = append(m.Policies, p)
+			if m.files == nil {
+				m.files = map[*authgatev1.AuthPolicy]string{}
+			}
+			m.files[p] = name
 		case tm.APIVersion == "v1" && tm.Kind == "Secret":
 			s := &corev1.Secret{}
 			if err := policy.DecodeStrict(raw, s); err != nil {

@@ -1,0 +1,114 @@
+package authz
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/authgate/authgate/internal/store"
+	"github.com/authgate/authgate/internal/token"
+)
+
+// Denylist holds the revocations that concern access tokens, so that a JWT check stays a memory
+// lookup: logout revokes a login's family ("sid"), "log out everywhere" a user's tokens issued
+// before it. Entries are dropped once every token they could match has expired. It implements
+// token.Denylist.
+type Denylist struct {
+	clock    func() time.Time
+	mu       sync.RWMutex
+	families map[familyKey]time.Time   // -> until
+	users    map[familyKey]userRevoked // Value is the user id
+	cancel   func()
+	lastGC   time.Time
+}
+
+type familyKey struct{ policy, value string }
+
+type userRevoked struct{ at, until time.Time }
+
+var _ token.Denylist = (*Denylist)(nil)
+
+// NewDenylist returns a Denylist filled with the store's revocations in force and kept current by
+// its subscription. clock may be nil for time.Now. Close stops the subscription.
+func NewDenylist(ctx context.Context, s store.Store, clock func() time.Time) (*Denylist, error) {
+	if clock == nil {
+		clock = time.Now
+	}
+	d := &Denylist{clock: clock, families: map[familyKey]time.Time{}, users: map[familyKey]userRevoked{}}
+	// Subscribe before reading the backlog, so that nothing published in between is missed.
+	d.cancel = s.Subscribe(d.Add)
+	existing, err := s.Revocations(ctx)
+	if err != nil {
+		d.cancel()
+		return nil, fmt.Errorf("reading revocations in force: %w", err)
+	}
+	for _, r := range existing {
+		d.Add(r)
+	}
+	return d, nil
+}
+
+// Add records a revocation.
+func (d *Denylist) Add(r store.Revocation) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	k := familyKey{r.Policy, r.Value}
+	switch r.Kind {
+	case store.RevokeFamily:
+		if r.Until.After(d.families[k]) {
+			d.families[k] = r.Until
+		}
+	case store.RevokeUser:
+		prev := d.users[k]
+		if r.At.After(prev.at) {
+			prev.at = r.At
+		}
+		if r.Until.After(prev.until) {
+			prev.until = r.Until
+		}
+		d.users[k] = prev
+	}
+	d.collectLocked()
+}
+
+// collectLocked drops entries that can no longer match a live token, at most once a minute.
+func (d *Denylist) collectLocked() {
+	now := d.clock()
+	if now.Sub(d.lastGC) < time.Minute {
+		return
+	}
+	d.lastGC = now
+	for k, until := range d.families {
+		if !now.Before(until) {
+			delete(d.families, k)
+		}
+	}
+	for k, u := range d.users {
+		if !now.Before(u.until) {
+			delete(d.users, k)
+		}
+	}
+}
+
+// Revoked reports whether a verified token of policy has been revoked.
+func (d *Denylist) Revoked(policy string, c *token.Claims) bool {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if c.SessionID != "" {
+		if _, ok := d.families[familyKey{policy, c.SessionID}]; ok {
+			return true
+		}
+	}
+	if u, ok := d.users[familyKey{policy, c.Subject}]; ok && !c.IssuedAt.After(u.at) {
+		return true
+	}
+	return false
+}
+
+// Close stops following the store's revocations.
+func (d *Denylist) Close() {
+	if d.cancel != nil {
+		d.cancel()
+	}
+}

@@ -1,0 +1,255 @@
+// Package webhook wires the data plane: flags, the policy source, the store, the decision engine,
+// the protocol adapters and the login endpoints, served over HTTP. cmd/webhook only calls Main.
+package webhook
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/crypto/bcrypt"
+	ctrlzap "sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/authgate/authgate/internal/authz"
+	"github.com/authgate/authgate/internal/login"
+	"github.com/authgate/authgate/internal/proxy/nginx"
+	"github.com/authgate/authgate/internal/proxy/traefik"
+	"github.com/authgate/authgate/internal/session"
+	"github.com/authgate/authgate/internal/source"
+	"github.com/authgate/authgate/internal/store"
+	"github.com/authgate/authgate/internal/token"
+)
+
+// Options are the webhook's flags.
+type Options struct {
+	HTTPAddr         string
+	MetricsAddr      string
+	Manifests        string
+	DefaultNamespace string
+	Store            string
+	// SecretKeyFile holds at least 32 random bytes shared by every replica: it keys CSRF tokens and
+	// refresh-token rotation. Empty: a random key per process (fine for one replica).
+	SecretKeyFile   string
+	TrustForwarded  bool
+	RefreshGrace    time.Duration
+	ShutdownTimeout time.Duration
+	LogDevelopment  bool
+}
+
+// Main runs the webhook command with args (without the program name) and returns the exit code.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "hash-password" {
+		if err := hashPassword(stdin, stdout); err != nil {
+			fmt.Fprintln(stderr, "hash-password:", err)
+			return 1
+		}
+		return 0
+	}
+	opts, err := ParseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	log := ctrlzap.New(ctrlzap.WriteTo(stderr), ctrlzap.UseDevMode(opts.LogDevelopment))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := Run(logr.NewContext(ctx, log), opts); err != nil {
+		log.Error(err, "Webhook stopped")
+		return 1
+	}
+	return 0
+}
+
+// ParseFlags reads the webhook's flags.
+func ParseFlags(args []string, output io.Writer) (Options, error) {
+	fs := flag.NewFlagSet("webhook", flag.ContinueOnError)
+	fs.SetOutput(output)
+	var o Options
+	fs.StringVar(&o.HTTPAddr, "http-addr", ":8080", "address for checks, login and health endpoints")
+	fs.StringVar(&o.MetricsAddr, "metrics-addr", ":9090", "address for /metrics (empty: off)")
+	fs.StringVar(&o.Manifests, "manifests", "", "standalone mode: a folder of AuthPolicy and Secret manifests, reloaded on change")
+	fs.StringVar(&o.DefaultNamespace, "default-namespace", "default", "namespace of manifests that name none")
+	fs.StringVar(&o.Store, "store", "memory", "session store: memory (one replica)")
+	fs.StringVar(&o.SecretKeyFile, "secret-key-file", "", "file with at least 32 random bytes shared by all replicas (CSRF, refresh rotation); default: random per process")
+	fs.BoolVar(&o.TrustForwarded, "trust-forwarded-for", false, "take the login client's address from X-Real-IP / X-Forwarded-For (set when the login page is only reachable through the ingress)")
+	fs.DurationVar(&o.RefreshGrace, "refresh-grace", 10*time.Second, "how long a rotated refresh token may be presented again by a concurrent request and get the same new token")
+	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may take after SIGTERM")
+	fs.BoolVar(&o.LogDevelopment, "log-development", false, "human-readable logs")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments %q (the only subcommand is hash-password)", fs.Args())
+	}
+	if o.Manifests == "" {
+		return o, errors.New("--manifests is required: the in-cluster policy source arrives with the operator")
+	}
+	if o.Store != "memory" {
+		return o, fmt.Errorf("--store %q: the only store is memory", o.Store)
+	}
+	if o.RefreshGrace < 0 || o.RefreshGrace > time.Minute {
+		return o, fmt.Errorf("--refresh-grace %s: must be between 0s and 1m", o.RefreshGrace)
+	}
+	return o, nil
+}
+
+// hashPassword prints the bcrypt hash (cost 12) of a password read from stdin, for users.yaml.
+func hashPassword(stdin io.Reader, stdout io.Writer) error {
+	b, err := io.ReadAll(io.LimitReader(stdin, 1024))
+	if err != nil {
+		return fmt.Errorf("reading the password from stdin: %w", err)
+	}
+	pw := strings.TrimRight(string(b), "\r\n")
+	if pw == "" {
+		return errors.New("no password on stdin (pipe it in: printf '%s' \"$PASSWORD\" | webhook hash-password)")
+	}
+	if len(pw) > 72 {
+		return errors.New("bcrypt uses at most 72 bytes of a password; this one is longer")
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(pw), 12)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(stdout, string(hash))
+	return err
+}
+
+func secretKey(path string, log logr.Logger) ([]byte, error) {
+	if path == "" {
+		log.Info("No --secret-key-file: using a random key for this process; run one replica only, or share a key file")
+		key := make([]byte, 32)
+		_, err := rand.Read(key)
+		return key, err
+	}
+	key, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading --secret-key-file: %w", err)
+	}
+	if len(key) < 32 {
+		return nil, fmt.Errorf("--secret-key-file %s holds %d bytes; at least 32 are needed", path, len(key))
+	}
+	return key, nil
+}
+
+// Run serves until ctx ends, then shuts down gracefully.
+func Run(ctx context.Context, o Options) error {
+	log := logr.FromContextOrDiscard(ctx)
+	key, err := secretKey(o.SecretKeyFile, log)
+	if err != nil {
+		return err
+	}
+	st := store.NewMemory()
+	defer st.Close()
+	denylist, err := authz.NewDenylist(ctx, st, nil)
+	if err != nil {
+		return err
+	}
+	defer denylist.Close()
+	verifier := token.NewVerifier(token.WithDenylist(denylist))
+	defer verifier.Close()
+	sessions := session.NewManager(st, nil)
+	snapshots := &authz.AtomicSnapshot{}
+	engine := authz.NewEngine(snapshots, sessions, verifier)
+
+	if err := source.WatchDir(ctx, o.Manifests, o.DefaultNamespace, snapshots.Store, log.WithName("source")); err != nil {
+		return fmt.Errorf("loading policies: %w", err)
+	}
+	logins, err := login.NewService(login.Config{
+		Snapshots: snapshots, Sessions: sessions, Store: st, Tokens: verifier, Key: key,
+		TrustForwarded: o.TrustForwarded, RefreshGrace: o.RefreshGrace, Log: log.WithName("login"),
+	})
+	if err != nil {
+		return err
+	}
+
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := newMetrics(registry)
+
+	var ready atomic.Bool
+	mux := http.NewServeMux()
+	mux.Handle(nginx.Path, metrics.wrap(engine, nginx.Handler))
+	mux.Handle(traefik.Path, metrics.wrap(engine, traefik.Handler))
+	logins.Register(mux)
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if snapshots.Load() == nil || !ready.Load() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ok\n")
+	})
+
+	servers := []*http.Server{newServer(o.HTTPAddr, withLogger(log, mux))}
+	if o.MetricsAddr != "" {
+		m := http.NewServeMux()
+		m.Handle("/metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
+		servers = append(servers, newServer(o.MetricsAddr, m))
+	}
+	errs := make(chan error, len(servers))
+	for _, s := range servers {
+		ln, err := net.Listen("tcp", s.Addr)
+		if err != nil {
+			return fmt.Errorf("listening on %s: %w", s.Addr, err)
+		}
+		log.Info("Serving", "addr", ln.Addr().String())
+		go func() {
+			if err := s.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errs <- err
+			}
+		}()
+	}
+	ready.Store(true)
+	select {
+	case <-ctx.Done():
+	case err := <-errs:
+		return err
+	}
+	// Readiness drops first, so that load balancers stop sending before the listeners close.
+	ready.Store(false)
+	log.Info("Shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), o.ShutdownTimeout)
+	defer cancel()
+	var shutdownErr error
+	for _, s := range servers {
+		shutdownErr = errors.Join(shutdownErr, s.Shutdown(shutdownCtx))
+	}
+	return shutdownErr
+}
+
+func newServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+// withLogger puts the logger into every request's context, where adapters find it.
+func withLogger(log logr.Logger, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(logr.NewContext(r.Context(), log)))
+	})
+}
