@@ -438,6 +438,12 @@ func (c *compiler) login() {
 			c.fail(field.Invalid(rp.Index(i), d, "must be a lower-case host name, or a domain with a leading dot (.example.com)"))
 			continue
 		}
+		// ".0.0.1" would allow 127.0.0.1 and every other address ending so: addresses are only
+		// ever allowed exactly.
+		if strings.HasPrefix(string(d), ".") && numericLabel(string(d)[strings.LastIndexByte(string(d), '.')+1:]) {
+			c.fail(field.Invalid(rp.Index(i), d, "a domain suffix cannot end in a numeric label (IP addresses are allowed only as exact entries)"))
+			continue
+		}
 		out.redirects = append(out.redirects, string(d))
 	}
 	if len(l.AllowedRedirectDomains) == 0 {
@@ -527,6 +533,15 @@ func (c *compiler) crossChecks() {
 		c.fail(field.Invalid(specPath.Child("jwt", "accessTokenCookie", "name"), c.spec.JWT.AccessTokenCookie.Name,
 			"spec.jwt.accessTokenCookie.name must differ from spec.session.cookie.name"))
 	}
+}
+
+func numericLabel(l string) bool {
+	for i := 0; i < len(l); i++ {
+		if l[i] < '0' || l[i] > '9' {
+			return false
+		}
+	}
+	return l != ""
 }
 
 func sortedKeys[V any](m map[string]V) []string {

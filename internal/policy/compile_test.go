@@ -124,6 +124,15 @@ func TestCompileDefaultsAudienceToThePolicy(t *testing.T) {
 	}
 }
 
+func TestCompileRefusesIPSuffixes(t *testing.T) {
+	_, err := compileFixture(t, func(p *authgatev1.AuthPolicy) {
+		p.Spec.Login.AllowedRedirectDomains = []authgatev1.DomainMatch{"127.0.0.1", ".0.0.1"}
+	}, nil)
+	if err == nil || !strings.Contains(err.Error(), "spec.login.allowedRedirectDomains[1]") || strings.Contains(err.Error(), "allowedRedirectDomains[0]") {
+		t.Fatalf("error %v: want only the suffix .0.0.1 refused", err)
+	}
+}
+
 func TestCompileRedirectDomains(t *testing.T) {
 	got, err := compileFixture(t, nil, nil)
 	if err != nil {

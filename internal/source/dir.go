@@ -10,20 +10,45 @@ import (
 	"github.com/fsnotify/fsnotify"
 	"github.com/go-logr/logr"
 
+	authgatev1 "github.com/authgate/authgate/api/v1"
 	"github.com/authgate/authgate/internal/policy"
+	"github.com/authgate/authgate/internal/signingkey"
 )
 
-// LoadDir reads and compiles every policy in a folder of manifests. Any problem fails the whole
-// load, with errors that name the file, the policy and the field.
-func LoadDir(dir, defaultNamespace string) (*policy.Snapshot, error) {
-	m, err := ReadDir(dir, defaultNamespace)
+// Loader reads and compiles a folder of manifests. In standalone mode there is no operator to
+// create a missing signing-key Secret, so the Loader makes the key itself, keeps it for as long as
+// the process runs (tokens survive reloads), and reports a warning: such keys die with the process
+// and are not shared with other replicas.
+type Loader struct {
+	Dir              string
+	DefaultNamespace string
+	// generated holds the keys made for missing Secrets, by "<namespace>/<name>/<algorithm>".
+	generated map[string]map[string][]byte
+}
+
+// Load reads and compiles every policy. Any problem fails the whole load, with errors that name the
+// file, the policy and the field. Warnings say which signing keys were generated.
+func (l *Loader) Load() (snap *policy.Snapshot, warnings []string, err error) {
+	m, err := ReadDir(l.Dir, l.DefaultNamespace)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var errs []error
 	compiled := make([]*policy.Policy, 0, len(m.Policies))
 	for _, p := range m.Policies {
-		c, err := policy.Compile(p, m.SecretData(p.Namespace))
+		secrets := m.SecretData(p.Namespace)
+		if j := p.Spec.JWT; j != nil && j.SigningKeySecretRef != nil {
+			if _, ok := secrets[j.SigningKeySecretRef.Name]; !ok {
+				data, err := l.generatedKey(p.Namespace, j.SigningKeySecretRef.Name, j.Algorithm)
+				if err != nil {
+					return nil, nil, err
+				}
+				secrets[j.SigningKeySecretRef.Name] = data
+				warnings = append(warnings, fmt.Sprintf("%s: AuthPolicy %s/%s: Secret %s does not exist; signing with a key generated for this process only (tokens die with it and other replicas cannot verify them)",
+					m.File(p), p.Namespace, p.Name, j.SigningKeySecretRef.Name))
+			}
+		}
+		c, err := policy.Compile(p, secrets)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: AuthPolicy %s/%s: %w", m.File(p), p.Namespace, p.Name, err))
 			continue
@@ -31,9 +56,28 @@ func LoadDir(dir, defaultNamespace string) (*policy.Snapshot, error) {
 		compiled = append(compiled, c)
 	}
 	if err := errors.Join(errs...); err != nil {
+		return nil, warnings, err
+	}
+	return policy.NewSnapshot(compiled), warnings, nil
+}
+
+func (l *Loader) generatedKey(namespace, secret string, alg authgatev1.Algorithm) (map[string][]byte, error) {
+	if alg == "" {
+		alg = authgatev1.DefaultAlgorithm
+	}
+	key := namespace + "/" + secret + "/" + string(alg)
+	if data, ok := l.generated[key]; ok {
+		return data, nil
+	}
+	_, data, err := signingkey.Generate(alg, time.Now())
+	if err != nil {
 		return nil, err
 	}
-	return policy.NewSnapshot(compiled), nil
+	if l.generated == nil {
+		l.generated = map[string]map[string][]byte{}
+	}
+	l.generated[key] = data
+	return data, nil
 }
 
 // WatchDir loads dir, publishes the snapshot, then reloads whenever a file in it changes until ctx
@@ -50,10 +94,14 @@ func WatchDir(ctx context.Context, dir, defaultNamespace string, publish func(*p
 		watcher.Close()
 		return fmt.Errorf("watching %s: %w", dir, err)
 	}
-	snap, err := LoadDir(dir, defaultNamespace)
+	loader := &Loader{Dir: dir, DefaultNamespace: defaultNamespace}
+	snap, warnings, err := loader.Load()
 	if err != nil {
 		watcher.Close()
 		return err
+	}
+	for _, w := range warnings {
+		log.Info("Warning: "+w, "dir", dir)
 	}
 	publish(snap)
 	log.Info("Policies loaded", "dir", dir, "policies", snap.Len())
@@ -81,7 +129,10 @@ func WatchDir(ctx context.Context, dir, defaultNamespace string, publish func(*p
 				}
 				log.Error(err, "Watching the policy folder", "dir", dir)
 			case <-timer.C:
-				snap, err := LoadDir(dir, defaultNamespace)
+				snap, warnings, err := loader.Load()
+				for _, w := range warnings {
+					log.Info("Warning: "+w, "dir", dir)
+				}
 				if err != nil {
 					log.Error(err, "Policy folder does not load; keeping the last good policies", "dir", dir)
 					continue

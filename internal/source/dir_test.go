@@ -36,9 +36,10 @@ func copySamples(t *testing.T) string {
 
 func TestLoadDir(t *testing.T) {
 	dir := copySamples(t)
-	snap, err := LoadDir(dir, "default")
-	if err != nil {
-		t.Fatal(err)
+	loader := &Loader{Dir: dir, DefaultNamespace: "default"}
+	snap, warnings, err := loader.Load()
+	if err != nil || len(warnings) != 0 {
+		t.Fatal(err, warnings)
 	}
 	if snap.Len() != 5 {
 		t.Fatalf("loaded %d policies, want the 5 samples", snap.Len())
@@ -47,7 +48,7 @@ func TestLoadDir(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "zz-broken.yaml"), []byte(bad), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err = LoadDir(dir, "default")
+	_, _, err = loader.Load()
 	for _, want := range []string{"zz-broken.yaml", "AuthPolicy default/broken", "spec.session.refreshThreshold", "must be less than session.ttl"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v does not name %q", err, want)
@@ -105,5 +106,30 @@ func TestWatchDirReloadsAndKeepsTheLastGoodSnapshot(t *testing.T) {
 	s := wait("fixing the edit")
 	if _, _, ok := s.Route("extra2.example.com", "GET", "/"); !ok {
 		t.Fatal("the fixed policy is not in force")
+	}
+}
+
+func TestLoadDirGeneratesMissingSigningKeys(t *testing.T) {
+	dir := copySamples(t)
+	if err := os.Remove(filepath.Join(dir, "secret_shop-jwt-keys.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	loader := &Loader{Dir: dir, DefaultNamespace: "default"}
+	snap, warnings, err := loader.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "Secret shop-jwt-keys does not exist") || !strings.Contains(warnings[0], "authgate_v1_authpolicy_shop.yaml") {
+		t.Fatalf("warnings %q", warnings)
+	}
+	shop, _ := snap.Get(policy.Ref{Namespace: "default", Name: "shop"})
+	kid := shop.JWT().Keys().Active().ID()
+	again, _, err := loader.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	shop, _ = again.Get(policy.Ref{Namespace: "default", Name: "shop"})
+	if shop.JWT().Keys().Active().ID() != kid {
+		t.Error("a reload replaced the generated key: tokens would die at every edit")
 	}
 }
