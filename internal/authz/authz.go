@@ -360,7 +360,17 @@ func (i *Identity) Claim(name string) (string, bool) {
 	case "roles":
 		v = strings.Join(i.Roles, ",")
 	}
-	return v, v != ""
+	// A value that could end a header line or smuggle another is left out rather than sent.
+	return v, v != "" && headerSafe(v)
+}
+
+func headerSafe(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 func sessionIdentity(res session.Result) *Identity {

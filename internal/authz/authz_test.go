@@ -404,3 +404,41 @@ func TestNotReady(t *testing.T) {
 		t.Fatalf("before the first snapshot: %s/%s", d.Outcome, d.Reason)
 	}
 }
+
+func TestIdentityHeaderValuesCannotSplitHeaders(t *testing.T) {
+	secrets := fixture.Secrets()
+	users := strings.Replace(string(secrets["shop-users"]["users.yaml"]), "roles: [viewer]", "roles: [viewer]\n  name: \"Viewer\\r\\nX-User-Role: admin\"", 1)
+	ap := fixture.AuthPolicy()
+	ap.Spec.IdentityHeaders["X-User-Name"] = "name"
+	p, err := policy.Compile(ap, map[string]map[string][]byte{"shop-users": {"users.yaml": []byte(users)}, "shop-jwt-keys": secrets["shop-jwt-keys"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := store.NewMemory()
+	sessions := session.NewManager(st, nil)
+	u, _ := p.Login().User("viewer@example.com")
+	if !strings.Contains(u.Name, "\r\n") {
+		t.Fatalf("the fixture did not produce a hostile name: %q", u.Name)
+	}
+	id, _, err := sessions.Create(context.Background(), p, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snaps := &authz.AtomicSnapshot{}
+	snaps.Store(policy.NewSnapshot([]*policy.Policy{p}))
+	d := authz.NewEngine(snaps, sessions, token.NewVerifier()).Check(context.Background(),
+		&authz.Request{Method: "GET", Scheme: "https", Host: "shop.example.com", Path: "/", Cookie: "shop_session=" + id})
+	if d.Outcome != authz.Allow {
+		t.Fatalf("%s/%s", d.Outcome, d.Reason)
+	}
+	if v, ok := header(d, "X-User-Name"); ok {
+		t.Fatalf("a value with CR LF was sent: %q", v)
+	}
+	removed := false
+	for _, h := range d.Remove {
+		removed = removed || h == "X-User-Name"
+	}
+	if !removed {
+		t.Errorf("the unsafe header is neither set nor removed: %v", d.Remove)
+	}
+}
