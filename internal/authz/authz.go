@@ -221,7 +221,7 @@ func denyAll(p *policy.Policy, rule *policy.Rule, outcome Outcome, reason, detai
 // instead when the request proves none or the check fails.
 func (e *Engine) authenticate(ctx context.Context, r *Request, p *policy.Policy, rule *policy.Rule) (*Identity, *Decision) {
 	mode := rule.Mode()
-	bearer, hasBearer := bearerToken(r.Authorization)
+	bearer, hasBearer := BearerToken(r.Authorization)
 	var sessionCookie, tokenCookie string
 	if s, ok := p.Session(); ok && mode.UsesSession() {
 		sessionCookie, _ = cookieValue(r.Cookie, s.CookieName)
@@ -387,9 +387,9 @@ func tokenIdentity(c *token.Claims) *Identity {
 	}
 }
 
-// bearerToken extracts the token of an "Authorization: Bearer <token>" header (scheme compared
+// BearerToken extracts the token of an "Authorization: Bearer <token>" header (scheme compared
 // case-insensitively, as RFC 9110 requires).
-func bearerToken(h string) (string, bool) {
+func BearerToken(h string) (string, bool) {
 	const prefix = "bearer "
 	if len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
 		return "", false

@@ -29,6 +29,9 @@ type PageData struct {
 	Error string
 	// Email refills the email input after a failed attempt. The password is never refilled.
 	Email string
+	// SignOut renders the sign-out page instead: a form that posts to Action (/auth/logout) with an
+	// "everywhere" checkbox.
+	SignOut bool
 	// Action is the form's action URL, e.g. /auth/login?policy=ns%2Fname. html/template refuses
 	// javascript: and similar URLs here.
 	Action string

@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -63,7 +64,8 @@ type Service struct {
 	csrf       *CSRF
 	refreshKey []byte
 	limiter    *Limiter
-	dummyHash  []byte
+	dummyMu    sync.Mutex
+	dummies    map[int][]byte
 	clock      func() time.Time
 	log        logr.Logger
 }
@@ -77,15 +79,12 @@ func NewService(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Compared against when the email is unknown, so that a wrong email takes as long as a wrong
-	// password and response times do not reveal who has an account.
-	dummy, err := bcrypt.GenerateFromPassword([]byte("authgate-no-such-user"), bcrypt.DefaultCost)
-	if err != nil {
-		return nil, err
-	}
 	s := &Service{
 		cfg: cfg, csrf: csrf, refreshKey: derive(cfg.Key, "authgate refresh rotation"),
-		limiter: cfg.Limiter, dummyHash: dummy, clock: cfg.Clock, log: cfg.Log,
+		limiter: cfg.Limiter, dummies: map[int][]byte{}, clock: cfg.Clock, log: cfg.Log,
+	}
+	if _, err := s.dummyHash(bcrypt.DefaultCost); err != nil {
+		return nil, err
 	}
 	if s.limiter == nil {
 		s.limiter = NewLimiter(DefaultLimiterConfig())
@@ -107,6 +106,7 @@ func (s *Service) Register(mux *http.ServeMux) {
 	posts := CrossOrigin()
 	mux.HandleFunc("GET /auth/login", s.loginPage)
 	mux.Handle("POST /auth/login", posts.Handler(http.HandlerFunc(s.login)))
+	mux.HandleFunc("GET /auth/logout", s.logoutPage)
 	mux.Handle("POST /auth/logout", posts.Handler(http.HandlerFunc(s.logout)))
 	mux.Handle("POST /auth/refresh", posts.Handler(http.HandlerFunc(s.refresh)))
 	mux.HandleFunc("GET /auth/userinfo", s.userinfo)
@@ -183,14 +183,16 @@ func noStore(w http.ResponseWriter) {
 	w.Header().Set("Pragma", "no-cache")
 }
 
-// pageHeaders are sent with every HTML page: no framing, no referrer, no scripts, no caching.
+// pageHeaders are sent with every HTML page: no framing, no scripts, no caching, and no referrer to
+// other origins. The referrer policy is same-origin, not no-referrer: with no-referrer browsers send
+// "Origin: null" on the form post, which cross-origin protection must refuse.
 func pageHeaders(w http.ResponseWriter) {
 	h := w.Header()
 	noStore(w)
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Content-Security-Policy", LoginPageCSP())
 	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Referrer-Policy", "same-origin")
 	h.Set("X-Content-Type-Options", "nosniff")
 }
 
@@ -209,22 +211,9 @@ func (s *Service) loginPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) renderForm(w http.ResponseWriter, r *http.Request, p *policy.Policy, status int, msg, email, rd string) {
-	// A browser that already holds a CSRF cookie keeps it, so that a second tab's form does not
-	// invalidate the first one's.
-	var field string
-	var err error
-	if c, cerr := r.Cookie(CSRFCookieName); cerr == nil {
-		field, err = s.csrf.Field("login", c.Value)
-	}
-	if field == "" || err != nil {
-		var cookie string
-		if field, cookie, err = s.csrf.Issue("login"); err != nil {
-			http.Error(w, "internal error", http.StatusInternalServerError)
-			return
-		}
-		c := CSRFCookie(cookie)
-		c.Secure = secureCookies(p)
-		http.SetCookie(w, c)
+	field, ok := s.csrfField(w, r, p, "login")
+	if !ok {
+		return
 	}
 	pageHeaders(w)
 	w.WriteHeader(status)
@@ -234,6 +223,50 @@ func (s *Service) renderForm(w http.ResponseWriter, r *http.Request, p *policy.P
 		Error: msg, Email: email, Action: action,
 	}); err != nil {
 		s.log.Error(err, "Rendering the login page")
+	}
+}
+
+// csrfField returns the CSRF field for a form of this purpose. A browser that already holds a CSRF
+// cookie keeps it, so that a second tab's form does not invalidate the first one's; otherwise a new
+// cookie is set.
+func (s *Service) csrfField(w http.ResponseWriter, r *http.Request, p *policy.Policy, purpose string) (string, bool) {
+	if c, err := r.Cookie(CSRFCookieName); err == nil {
+		if field, err := s.csrf.Field(purpose, c.Value); err == nil {
+			return field, true
+		}
+	}
+	field, cookie, err := s.csrf.Issue(purpose)
+	if err != nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return "", false
+	}
+	c := CSRFCookie(cookie)
+	c.Secure = secureCookies(p)
+	http.SetCookie(w, c)
+	return field, true
+}
+
+// logoutPage serves the sign-out form: logging out is a POST with a CSRF token, so that no other
+// site can log a user out with a link or an image.
+func (s *Service) logoutPage(w http.ResponseWriter, r *http.Request) {
+	p, err := s.policyFor(r)
+	if err != nil {
+		pageHeaders(w)
+		w.WriteHeader(http.StatusNotFound)
+		_ = RenderLoginPage(w, PageData{SignOut: true, Error: "There is no sign-out here: " + err.Error()})
+		return
+	}
+	field, ok := s.csrfField(w, r, p, "logout")
+	if !ok {
+		return
+	}
+	pageHeaders(w)
+	action := "/auth/logout?" + url.Values{"policy": {p.Ref().String()}}.Encode()
+	if err := RenderLoginPage(w, PageData{
+		SignOut: true, PolicyName: p.Ref().Name, PolicyRef: p.Ref().String(),
+		Redirect: r.URL.Query().Get("rd"), CSRFField: field, Action: action,
+	}); err != nil {
+		s.log.Error(err, "Rendering the sign-out page")
 	}
 }
 
@@ -305,13 +338,11 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 	}
 	// The return address is checked before the credentials, so that a refused address never
 	// leaves a logged-in user stranded on an error.
-	target := ""
-	if !api || c.Redirect != "" {
-		rd := c.Redirect
-		if rd == "" {
-			rd = "/"
-		}
-		if target, err = ValidateRedirect(p, rd, requestURL(r)); err != nil {
+	// Without an rd the browser goes to the root of the host it is on: a relative "/" cannot leave
+	// that host, so it needs no check against the policy's domains.
+	target := "/"
+	if c.Redirect != "" {
+		if target, err = ValidateRedirect(p, c.Redirect, requestURL(r)); err != nil {
 			s.log.Info("Login refused a return address", "policy", p.Ref().String(), "reason", err.Error())
 			if api {
 				writeJSON(w, http.StatusBadRequest, apiError{"invalid_redirect", err.Error()})
@@ -377,15 +408,37 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, target, http.StatusSeeOther)
 }
 
-// authenticate checks a password in the same time whether or not the user exists.
+// authenticate checks a password in the same time whether or not the user exists: an unknown email
+// is checked against a dummy hash as costly as the costliest of the policy's users, so response times
+// do not reveal who has an account.
 func (s *Service) authenticate(p *policy.Policy, email, password string) (policy.User, bool) {
 	user, found := p.Login().User(email)
-	hash := s.dummyHash
-	if found {
-		hash = user.PasswordHash()
+	hash := user.PasswordHash()
+	if !found {
+		var err error
+		if hash, err = s.dummyHash(p.Login().MaxHashCost()); err != nil {
+			s.log.Error(err, "Making a dummy password hash")
+			return policy.User{}, false
+		}
 	}
 	err := bcrypt.CompareHashAndPassword(hash, []byte(password))
 	return user, found && err == nil && !user.Disabled
+}
+
+// dummyHash returns a bcrypt hash of the given cost that no password matches, made once per cost.
+func (s *Service) dummyHash(cost int) ([]byte, error) {
+	cost = max(cost, bcrypt.DefaultCost)
+	s.dummyMu.Lock()
+	defer s.dummyMu.Unlock()
+	if h, ok := s.dummies[cost]; ok {
+		return h, nil
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte("authgate-no-such-user"), cost)
+	if err != nil {
+		return nil, err
+	}
+	s.dummies[cost] = h
+	return h, nil
 }
 
 func (s *Service) storeFailed(w http.ResponseWriter, api bool, err error) {
@@ -568,7 +621,9 @@ func (s *Service) refresh(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if fromCookie {
+		// The refresh token stays in its HttpOnly cookie: a script of the page must not read it.
 		s.setTokenCookies(w, p, answer)
+		answer.RefreshToken = ""
 	}
 	writeJSON(w, http.StatusOK, answer)
 }
@@ -659,8 +714,8 @@ func (s *Service) logout(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 		}
-		if bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
-			if claims, err := s.cfg.Tokens.Verify(ctx, p, strings.TrimSpace(bearer)); err == nil {
+		if bearer, ok := authz.BearerToken(r.Header.Get("Authorization")); ok {
+			if claims, err := s.cfg.Tokens.Verify(ctx, p, bearer); err == nil {
 				userID = claims.Subject
 				if claims.SessionID != "" {
 					until := claims.ExpiresAt.Add(j.ClockSkew).Add(j.RefreshTokenTTL)
@@ -729,8 +784,8 @@ func (s *Service) userinfo(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	if j := p.JWT(); j != nil {
-		if bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
-			claims, err := s.cfg.Tokens.Verify(ctx, p, strings.TrimSpace(bearer))
+		if bearer, ok := authz.BearerToken(r.Header.Get("Authorization")); ok {
+			claims, err := s.cfg.Tokens.Verify(ctx, p, bearer)
 			if err != nil {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="authgate", error="invalid_token"`)
 				writeJSON(w, http.StatusUnauthorized, apiError{"invalid_token", err.Error()})

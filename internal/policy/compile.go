@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	authgatev1 "github.com/authgate/authgate/api/v1"
@@ -463,6 +464,9 @@ func (c *compiler) login() {
 			out.usersByID = make(map[string]string, len(users))
 			for email, u := range users {
 				out.usersByID[u.ID] = email
+				if cost, err := bcrypt.Cost(u.passwordHash); err == nil && cost > out.maxCost {
+					out.maxCost = cost
+				}
 			}
 		}
 	}

@@ -314,6 +314,7 @@ type LoginSettings struct {
 
 	users     map[string]User // by lower-cased email
 	usersByID map[string]string
+	maxCost   int
 	redirects []string
 }
 
@@ -337,6 +338,9 @@ func (l *LoginSettings) UserByID(id string) (User, bool) {
 	}
 	return l.User(email)
 }
+
+// MaxHashCost returns the highest bcrypt cost among the users' password hashes.
+func (l *LoginSettings) MaxHashCost() int { return l.maxCost }
 
 // Users returns the number of users who can log in.
 func (l *LoginSettings) Users() int { return len(l.users) }

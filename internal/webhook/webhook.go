@@ -204,12 +204,21 @@ func Run(ctx context.Context, o Options) error {
 		m.Handle("/metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
 		servers = append(servers, newServer(o.MetricsAddr, m))
 	}
-	errs := make(chan error, len(servers))
+	// Every address is bound before any is served, so that a failure leaves nothing listening.
+	listeners := make([]net.Listener, 0, len(servers))
 	for _, s := range servers {
 		ln, err := net.Listen("tcp", s.Addr)
 		if err != nil {
+			for _, l := range listeners {
+				l.Close()
+			}
 			return fmt.Errorf("listening on %s: %w", s.Addr, err)
 		}
+		listeners = append(listeners, ln)
+	}
+	errs := make(chan error, len(servers))
+	for i, s := range servers {
+		ln := listeners[i]
 		log.Info("Serving", "addr", ln.Addr().String())
 		go func() {
 			if err := s.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
