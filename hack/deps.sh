@@ -10,6 +10,9 @@ declare -A need=(
 	[/usr/sbin/nginx]=nginx-light
 	[/usr/lib/nginx/modules/ngx_http_set_misc_module.so]=libnginx-mod-http-set-misc
 	[chromium]=chromium
+	[redis-server]=redis-server
+	[redis-sentinel]=redis-sentinel
+	[redis-cli]=redis-tools
 )
 
 missing=()

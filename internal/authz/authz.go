@@ -198,6 +198,10 @@ func (e *Engine) Check(ctx context.Context, r *Request) Decision {
 		return dec
 	}
 	dec := Decision{Outcome: Allow, Reason: id.Source, Policy: p, Rule: rule, Identity: id, SetCookie: id.setCookie}
+	if id.degraded {
+		// Allowed on this replica's cached record while the store is down (AllowCached).
+		dec.Reason = "session_cached"
+	}
 	for h := range p.IdentityHeaders() {
 		if v, ok := id.Claim(h.Claim); ok {
 			dec.Headers = append(dec.Headers, Header{Name: h.Name, Value: v})
@@ -342,6 +346,7 @@ type Identity struct {
 
 	claims    *token.Claims
 	setCookie string
+	degraded  bool
 }
 
 // Claim returns the identity's value for a claim name as a header value: lists are joined with ",".
@@ -376,7 +381,7 @@ func headerSafe(v string) bool {
 func sessionIdentity(res session.Result) *Identity {
 	return &Identity{
 		Subject: res.User.ID, Email: res.User.Email, Name: res.User.Name, Roles: res.User.Roles(),
-		Source: "session", ExpiresAt: res.Session.ExpiresAt, setCookie: res.SetCookie,
+		Source: "session", ExpiresAt: res.Session.ExpiresAt, setCookie: res.SetCookie, degraded: res.Degraded,
 	}
 }
 

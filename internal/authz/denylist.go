@@ -15,6 +15,7 @@ import (
 // before it. Entries are dropped once every token they could match has expired. It implements
 // token.Denylist.
 type Denylist struct {
+	store    store.Store
 	clock    func() time.Time
 	mu       sync.RWMutex
 	families map[familyKey]time.Time   // -> until
@@ -35,9 +36,9 @@ func NewDenylist(ctx context.Context, s store.Store, clock func() time.Time) (*D
 	if clock == nil {
 		clock = time.Now
 	}
-	d := &Denylist{clock: clock, families: map[familyKey]time.Time{}, users: map[familyKey]userRevoked{}}
+	d := &Denylist{store: s, clock: clock, families: map[familyKey]time.Time{}, users: map[familyKey]userRevoked{}}
 	// Subscribe before reading the backlog, so that nothing published in between is missed.
-	d.cancel = s.Subscribe(d.Add)
+	d.cancel = s.Subscribe(d.receive)
 	existing, err := s.Revocations(ctx)
 	if err != nil {
 		d.cancel()
@@ -47,6 +48,27 @@ func NewDenylist(ctx context.Context, s store.Store, clock func() time.Time) (*D
 		d.Add(r)
 	}
 	return d, nil
+}
+
+// receive handles the store's feed: revocations, and the feed's own ups and downs. When the feed
+// comes back after a break, revocations published meanwhile were missed; they are read again.
+func (d *Denylist) receive(r store.Revocation) {
+	if r.Kind != store.SubscriptionRestored {
+		d.Add(r)
+		return
+	}
+	// Called from the store's feed: the reload must not block it.
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		backlog, err := d.store.Revocations(ctx)
+		if err != nil {
+			return
+		}
+		for _, r := range backlog {
+			d.Add(r)
+		}
+	}()
 }
 
 // Add records a revocation.

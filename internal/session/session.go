@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"time"
 
+	authgatev1 "github.com/authgate/authgate/api/v1"
 	"github.com/authgate/authgate/internal/policy"
 	"github.com/authgate/authgate/internal/store"
 )
@@ -34,14 +35,25 @@ var ErrNoSession = errors.New("no valid session")
 type Manager struct {
 	store store.Store
 	clock func() time.Time
+	cache *Cache
 }
 
+// Option configures a Manager.
+type Option func(*Manager)
+
+// WithCache reads sessions through c; the caller keeps c following the store (Cache.Follow).
+func WithCache(c *Cache) Option { return func(m *Manager) { m.cache = c } }
+
 // NewManager returns a Manager over s. clock may be nil for time.Now.
-func NewManager(s store.Store, clock func() time.Time) *Manager {
+func NewManager(s store.Store, clock func() time.Time, opts ...Option) *Manager {
 	if clock == nil {
 		clock = time.Now
 	}
-	return &Manager{store: s, clock: clock}
+	m := &Manager{store: s, clock: clock}
+	for _, o := range opts {
+		o(m)
+	}
+	return m
 }
 
 // NewID returns a fresh session ID.
@@ -103,6 +115,9 @@ type Result struct {
 	// SetCookie is non-empty when the check extended the session: the refreshed cookie to send
 	// back so that the browser's copy expires with the session.
 	SetCookie string
+	// Degraded is true when the store did not answer and the session passed on this replica's
+	// cached record, as the policy's onStoreUnavailable: AllowCached permits.
+	Degraded bool
 }
 
 // Check validates the session whose ID is id under p, applying idle timeout and sliding expiry.
@@ -113,13 +128,26 @@ func (m *Manager) Check(ctx context.Context, p *policy.Policy, id string) (Resul
 	if !ok || !wellFormed(id) {
 		return Result{}, ErrNoSession
 	}
+	allowCached := p.OnStoreUnavailable() == authgatev1.StoreUnavailableAllowCached
 	key := store.KeyOf(id)
-	s, err := m.store.GetSession(ctx, key)
-	if errors.Is(err, store.ErrNotFound) {
-		return Result{}, ErrNoSession
-	}
-	if err != nil {
-		return Result{}, err
+	degraded := false
+	s, cached := m.cache.fresh(key)
+	if !cached {
+		var err error
+		s, err = m.store.GetSession(ctx, key)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			m.cache.forget(key)
+			return Result{}, ErrNoSession
+		case err != nil:
+			fallback, ok := m.cache.fallback(key)
+			if !allowCached || !ok || !errors.Is(err, store.ErrUnavailable) {
+				return Result{}, err
+			}
+			s, degraded = fallback, true
+		default:
+			m.cache.put(key, s)
+		}
 	}
 	// A session is bound to the policy that created it: another policy's cookie, even under the
 	// same name and domain, proves nothing here.
@@ -128,11 +156,15 @@ func (m *Manager) Check(ctx context.Context, p *policy.Policy, id string) (Resul
 	}
 	now := m.clock()
 	if !now.Before(s.ExpiresAt) {
+		m.cache.forget(key)
 		return Result{}, ErrNoSession
 	}
 	if settings.IdleTimeout > 0 && now.Sub(s.LastSeenAt) > settings.IdleTimeout {
-		if err := m.store.DeleteSession(ctx, key); err != nil {
-			return Result{}, err
+		m.cache.forget(key)
+		if !degraded {
+			if err := m.store.DeleteSession(ctx, key); err != nil && !errors.Is(err, store.ErrUnavailable) {
+				return Result{}, err
+			}
 		}
 		return Result{}, ErrNoSession
 	}
@@ -140,27 +172,34 @@ func (m *Manager) Check(ctx context.Context, p *policy.Policy, id string) (Resul
 	if !ok {
 		return Result{}, ErrNoSession
 	}
-	res := Result{Session: s, User: user}
+	res := Result{Session: s, User: user, Degraded: degraded}
 	newExpiry := extendedExpiry(settings, s, now)
 	// Idle tracking needs LastSeenAt, but a store write per check would cost every request a round
 	// trip: it is refreshed only when it lags by more than a tenth of the idle timeout.
 	touch := settings.IdleTimeout > 0 && now.Sub(s.LastSeenAt) > settings.IdleTimeout/10
-	if newExpiry.After(s.ExpiresAt) || touch {
+	if !degraded && (newExpiry.After(s.ExpiresAt) || touch) {
 		lastSeen := s.LastSeenAt
 		if touch {
 			lastSeen = now
 		}
 		updated, err := m.store.ExtendSession(ctx, key, maxTime(newExpiry, s.ExpiresAt), lastSeen)
-		if errors.Is(err, store.ErrNotFound) {
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			m.cache.forget(key)
 			return Result{}, ErrNoSession
+		case err != nil:
+			// The extension can wait; the session itself is valid.
+			if !allowCached || !errors.Is(err, store.ErrUnavailable) {
+				return Result{}, err
+			}
+			res.Degraded = true
+		default:
+			m.cache.put(key, updated)
+			if updated.ExpiresAt.After(s.ExpiresAt) {
+				res.SetCookie = Cookie(settings, id, updated.ExpiresAt, now)
+			}
+			res.Session = updated
 		}
-		if err != nil {
-			return Result{}, err
-		}
-		if updated.ExpiresAt.After(s.ExpiresAt) {
-			res.SetCookie = Cookie(settings, id, updated.ExpiresAt, now)
-		}
-		res.Session = updated
 	}
 	return res, nil
 }
@@ -221,6 +260,7 @@ func (m *Manager) Delete(ctx context.Context, p *policy.Policy, id string) (clea
 	if s.Policy != p.Ref().String() {
 		return clearCookie, nil
 	}
+	m.cache.forget(key)
 	if err := m.store.DeleteSession(ctx, key); err != nil {
 		return "", err
 	}

@@ -91,6 +91,17 @@ const (
 	RevokeUser RevocationKind = "user"
 )
 
+// Kinds that say something about the revocation feed itself rather than about records. Stores whose
+// feed can break (Redis) deliver them to subscribers; the memory store never does.
+const (
+	// SubscriptionLost: revocations may be missed from now on. Caches must drop what they hold and
+	// read through the store until SubscriptionRestored.
+	SubscriptionLost RevocationKind = "subscription-lost"
+	// SubscriptionRestored: the feed is back. Caches drop what they cached meanwhile; denylists
+	// reload Revocations, which they may have missed.
+	SubscriptionRestored RevocationKind = "subscription-restored"
+)
+
 // Revocation is pushed to every replica so that it can evict caches and deny tokens at once,
 // without a store lookup per check.
 type Revocation struct {

@@ -62,3 +62,24 @@ func BenchmarkIssueES256(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkVerifyES256Cached verifies a token seen before: the verified-token cache answers, with
+// exp and the denylist still checked.
+func BenchmarkVerifyES256Cached(b *testing.B) {
+	p, _ := ownPolicy(b, authgatev1.AlgorithmES256)
+	raw, _, err := token.Issue(p, admin(b, p), "family", testNow)
+	if err != nil {
+		b.Fatal(err)
+	}
+	v := newVerifier(b, token.WithCache(1000))
+	ctx := context.Background()
+	if _, err := v.Verify(ctx, p, raw); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := v.Verify(ctx, p, raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

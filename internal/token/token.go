@@ -18,6 +18,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jws"
+	"github.com/maypok86/otter/v2"
 
 	authgatev1 "github.com/authgate/authgate/api/v1"
 	"github.com/authgate/authgate/internal/policy"
@@ -257,6 +258,35 @@ type Verifier struct {
 	// policies caches each policy's own keys, converted once, by a weak pointer to the policy so
 	// that replaced policies are not kept alive; a cleanup removes their entry.
 	policies sync.Map // weak.Pointer[policy.Policy] -> *ownKeys
+
+	// verified holds tokens that passed every check but time and revocation, which are checked
+	// again on each hit; nil without WithCache.
+	verified *otter.Cache[verifiedKey, *Claims]
+}
+
+// verifiedKey names a verified token: the same token may be valid for one policy and not another.
+type verifiedKey struct {
+	policy *policy.Policy
+	raw    string
+}
+
+// verifiedTTL bounds how long a verified token stays cached. Time limits are checked on every hit
+// anyway; this only lets memory go back after a burst.
+const verifiedTTL = 10 * time.Minute
+
+// WithCache keeps up to size verified tokens, so that a token seen before costs a map lookup instead
+// of a signature check. exp, nbf and the denylist are still checked on every hit, so a cached token
+// expires and is revoked exactly like a new one. size <= 0 turns the cache off.
+func WithCache(size int) VerifierOption {
+	return func(v *Verifier) {
+		if size <= 0 {
+			return
+		}
+		v.verified = otter.Must(&otter.Options[verifiedKey, *Claims]{
+			MaximumSize:      size,
+			ExpiryCalculator: otter.ExpiryWriting[verifiedKey, *Claims](verifiedTTL),
+		})
+	}
 }
 
 // VerifierOption configures a Verifier.
@@ -311,12 +341,43 @@ func (v *Verifier) Close() {
 
 // Verify checks raw for policy p and returns its claims, or an *Error saying why it was refused.
 // ctx bounds waiting for a trusted issuer's JWKS.
+//
+// The returned Claims may be shared with other callers (they come from the cache): never modify them.
 func (v *Verifier) Verify(ctx context.Context, p *policy.Policy, raw string) (*Claims, error) {
+	if v.verified != nil && p != nil {
+		if c, ok := v.verified.GetIfPresent(verifiedKey{p, raw}); ok {
+			if e := v.checkTimes(p.JWT(), c); e != nil {
+				return nil, e
+			}
+			if v.deny != nil && v.deny.Revoked(p.Ref().String(), c) {
+				return nil, refuse(Revoked, "the token has been revoked")
+			}
+			return c, nil
+		}
+	}
 	c, e := v.verify(ctx, p, raw)
 	if e != nil {
 		return nil, e
 	}
+	if v.verified != nil {
+		v.verified.Set(verifiedKey{p, raw}, c)
+	}
 	return c, nil
+}
+
+// checkTimes checks exp, nbf and iat against the clock, with the policy's leeway.
+func (v *Verifier) checkTimes(j *policy.JWTSettings, claims *Claims) *Error {
+	now, skew := v.now(), j.ClockSkew
+	if !now.Before(claims.ExpiresAt.Add(skew)) {
+		return refuse(Expired, "expired at %s", claims.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	if !claims.NotBefore.IsZero() && now.Add(skew).Before(claims.NotBefore) {
+		return refuse(NotYetValid, "not valid before %s", claims.NotBefore.UTC().Format(time.RFC3339))
+	}
+	if !claims.IssuedAt.IsZero() && now.Add(skew).Before(claims.IssuedAt) {
+		return refuse(NotYetValid, "issued in the future, at %s", claims.IssuedAt.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 func (v *Verifier) verify(ctx context.Context, p *policy.Policy, raw string) (*Claims, *Error) {
@@ -367,15 +428,8 @@ func (v *Verifier) verify(ctx context.Context, p *policy.Policy, raw string) (*C
 	if claims.ExpiresAt.IsZero() {
 		return nil, refuse(Malformed, "the token has no exp")
 	}
-	now, skew := v.now(), j.ClockSkew
-	if !now.Before(claims.ExpiresAt.Add(skew)) {
-		return nil, refuse(Expired, "expired at %s", claims.ExpiresAt.UTC().Format(time.RFC3339))
-	}
-	if !claims.NotBefore.IsZero() && now.Add(skew).Before(claims.NotBefore) {
-		return nil, refuse(NotYetValid, "not valid before %s", claims.NotBefore.UTC().Format(time.RFC3339))
-	}
-	if !claims.IssuedAt.IsZero() && now.Add(skew).Before(claims.IssuedAt) {
-		return nil, refuse(NotYetValid, "issued in the future, at %s", claims.IssuedAt.UTC().Format(time.RFC3339))
+	if e := v.checkTimes(j, claims); e != nil {
+		return nil, e
 	}
 	if v.deny != nil && v.deny.Revoked(p.Ref().String(), claims) {
 		return nil, refuse(Revoked, "the token has been revoked")

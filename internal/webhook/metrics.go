@@ -15,6 +15,7 @@ import (
 type metrics struct {
 	decisions *prometheus.CounterVec
 	duration  *prometheus.HistogramVec
+	fallback  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -29,7 +30,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25},
 		}, []string{"protocol"}),
 	}
-	reg.MustRegister(m.decisions, m.duration)
+	m.fallback = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "authgate_session_store_fallback_total",
+		Help: "Sessions allowed on a cached record while the store was unavailable (onStoreUnavailable: AllowCached).",
+	}, []string{"policy"})
+	reg.MustRegister(m.decisions, m.duration, m.fallback)
 	return m
 }
 
@@ -55,5 +60,8 @@ func (c *measured) Check(ctx context.Context, r *authz.Request) authz.Decision {
 		mode = string(d.Rule.Mode())
 	}
 	c.m.decisions.WithLabelValues(policyName, mode, string(r.Protocol), d.Outcome.String()).Inc()
+	if d.Reason == "session_cached" {
+		c.m.fallback.WithLabelValues(policyName).Inc()
+	}
 	return d
 }

@@ -44,9 +44,13 @@ type Options struct {
 	Store            string
 	// SecretKeyFile holds at least 32 random bytes shared by every replica: it keys CSRF tokens and
 	// refresh-token rotation. Empty: a random key per process (fine for one replica).
-	SecretKeyFile   string
-	TrustForwarded  bool
-	RefreshGrace    time.Duration
+	SecretKeyFile  string
+	TrustForwarded bool
+	RefreshGrace   time.Duration
+	// CacheSize bounds the sessions and verified tokens kept in memory; 0 turns the caches off.
+	CacheSize int
+	// MaxStaleness bounds how long a cached session is trusted without reading the store again.
+	MaxStaleness    time.Duration
 	ShutdownTimeout time.Duration
 	LogDevelopment  bool
 }
@@ -91,6 +95,8 @@ func ParseFlags(args []string, output io.Writer) (Options, error) {
 	fs.StringVar(&o.SecretKeyFile, "secret-key-file", "", "file with at least 32 random bytes shared by all replicas (CSRF, refresh rotation); default: random per process")
 	fs.BoolVar(&o.TrustForwarded, "trust-forwarded-for", false, "take the login client's address from X-Real-IP / X-Forwarded-For (set when the login page is only reachable through the ingress)")
 	fs.DurationVar(&o.RefreshGrace, "refresh-grace", 10*time.Second, "how long a rotated refresh token may be presented again by a concurrent request and get the same new token")
+	fs.IntVar(&o.CacheSize, "cache-size", 100_000, "sessions and verified tokens each replica keeps in memory (0: no caches)")
+	fs.DurationVar(&o.MaxStaleness, "cache-max-staleness", 30*time.Second, "how long a cached session is trusted without reading the store again, should a revocation be missed")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may take after SIGTERM")
 	fs.BoolVar(&o.LogDevelopment, "log-development", false, "human-readable logs")
 	if err := fs.Parse(args); err != nil {
@@ -104,6 +110,12 @@ func ParseFlags(args []string, output io.Writer) (Options, error) {
 	}
 	if o.Store != "memory" {
 		return o, fmt.Errorf("--store %q: the only store is memory", o.Store)
+	}
+	if o.CacheSize < 0 {
+		return o, fmt.Errorf("--cache-size %d: must not be negative", o.CacheSize)
+	}
+	if o.MaxStaleness <= 0 || o.MaxStaleness > 10*time.Minute {
+		return o, fmt.Errorf("--cache-max-staleness %s: must be more than 0s and at most 10m", o.MaxStaleness)
 	}
 	if o.RefreshGrace < 0 || o.RefreshGrace > time.Minute {
 		return o, fmt.Errorf("--refresh-grace %s: must be between 0s and 1m", o.RefreshGrace)
@@ -163,9 +175,15 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer denylist.Close()
-	verifier := token.NewVerifier(token.WithDenylist(denylist))
+	verifier := token.NewVerifier(token.WithDenylist(denylist), token.WithCache(o.CacheSize))
 	defer verifier.Close()
-	sessions := session.NewManager(st, nil)
+	var sessionOpts []session.Option
+	if o.CacheSize > 0 {
+		cache := session.NewCache(o.CacheSize, o.MaxStaleness, nil)
+		defer cache.Follow(st)()
+		sessionOpts = append(sessionOpts, session.WithCache(cache))
+	}
+	sessions := session.NewManager(st, nil, sessionOpts...)
 	snapshots := &authz.AtomicSnapshot{}
 	engine := authz.NewEngine(snapshots, sessions, verifier)
 

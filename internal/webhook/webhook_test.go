@@ -31,6 +31,8 @@ func TestParseFlagsDefaults(t *testing.T) {
 		DefaultNamespace: "default",
 		Store:            "memory",
 		RefreshGrace:     10 * time.Second,
+		CacheSize:        100_000,
+		MaxStaleness:     30 * time.Second,
 		ShutdownTimeout:  15 * time.Second,
 	}
 	if got != want {
@@ -45,7 +47,7 @@ func TestParseFlagsReadsEveryFlag(t *testing.T) {
 	got, err := webhook.ParseFlags([]string{
 		"--http-addr", "127.0.0.1:1", "--metrics-addr", "", "--manifests", "m", "--default-namespace", "ns",
 		"--store", "memory", "--secret-key-file", "/k", "--trust-forwarded-for", "--refresh-grace", "1m",
-		"--shutdown-timeout", "3s", "--log-development",
+		"--shutdown-timeout", "3s", "--log-development", "--cache-size", "7", "--cache-max-staleness", "5s",
 	}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +55,7 @@ func TestParseFlagsReadsEveryFlag(t *testing.T) {
 	want := webhook.Options{
 		HTTPAddr: "127.0.0.1:1", MetricsAddr: "", Manifests: "m", DefaultNamespace: "ns", Store: "memory",
 		SecretKeyFile: "/k", TrustForwarded: true, RefreshGrace: time.Minute, ShutdownTimeout: 3 * time.Second,
-		LogDevelopment: true,
+		LogDevelopment: true, CacheSize: 7, MaxStaleness: 5 * time.Second,
 	}
 	if got != want {
 		t.Errorf("ParseFlags = %+v\nwant          %+v", got, want)
@@ -69,6 +71,8 @@ func TestParseFlagsRefuses(t *testing.T) {
 		"no manifests":          {nil, []string{"--manifests", "required"}},
 		"redis store":           {[]string{"--manifests", "m", "--store", "redis"}, []string{"--store", "redis", "memory"}},
 		"grace above a minute":  {[]string{"--manifests", "m", "--refresh-grace", "2m"}, []string{"--refresh-grace", "2m0s", "between 0s and 1m"}},
+		"negative cache size":   {[]string{"--manifests", "m", "--cache-size", "-1"}, []string{"--cache-size -1", "must not be negative"}},
+		"zero staleness":        {[]string{"--manifests", "m", "--cache-max-staleness", "0s"}, []string{"--cache-max-staleness 0s", "more than 0s"}},
 		"negative grace":        {[]string{"--manifests", "m", "--refresh-grace", "-1s"}, []string{"--refresh-grace", "-1s"}},
 		"grace not a duration":  {[]string{"--manifests", "m", "--refresh-grace", "ten"}, []string{"refresh-grace", "ten"}},
 		"unexpected argument":   {[]string{"--manifests", "m", "serve"}, []string{"unexpected arguments", "serve"}},

@@ -1,0 +1,113 @@
+package session
+
+import (
+	"encoding/hex"
+	"sync/atomic"
+	"time"
+
+	"github.com/maypok86/otter/v2"
+
+	"github.com/authgate/authgate/internal/store"
+)
+
+// Cache keeps the session records this replica has read, so that a check usually costs no store
+// round trip. It stays correct by following the store's revocations: a deleted session, a user
+// logged out everywhere, or a lost revocation feed evicts what it cached. maxStale bounds how long
+// an entry is trusted without going back to the store, in case a revocation is missed anyway.
+//
+// During a store outage, entries older than maxStale are still there for policies with
+// onStoreUnavailable: AllowCached, until the session itself expires or the entry is evicted.
+type Cache struct {
+	entries  *otter.Cache[store.Key, cachedSession]
+	maxStale time.Duration
+	clock    func() time.Time
+	// bypass is set while the revocation feed is down: revocations may be missed, so nothing is
+	// read from the cache until the feed is back.
+	bypass atomic.Bool
+}
+
+type cachedSession struct {
+	s       store.Session
+	fetched time.Time
+}
+
+// NewCache returns a cache of at most size sessions, each trusted for maxStale. clock may be nil for
+// time.Now.
+func NewCache(size int, maxStale time.Duration, clock func() time.Time) *Cache {
+	if clock == nil {
+		clock = time.Now
+	}
+	return &Cache{
+		entries:  otter.Must(&otter.Options[store.Key, cachedSession]{MaximumSize: size}),
+		maxStale: maxStale,
+		clock:    clock,
+	}
+}
+
+// Follow keeps the cache current with st's revocations until cancel is called.
+func (c *Cache) Follow(st store.Store) (cancel func()) {
+	return st.Subscribe(c.apply)
+}
+
+func (c *Cache) apply(r store.Revocation) {
+	switch r.Kind {
+	case store.RevokeSession:
+		var key store.Key
+		if b, err := hex.DecodeString(r.Value); err == nil && len(b) == len(key) {
+			copy(key[:], b)
+			c.entries.Invalidate(key)
+		}
+	case store.RevokeUser:
+		// Rare (log out everywhere): a scan is cheaper than an index kept on every read.
+		for key, e := range c.entries.All() {
+			if e.s.Policy == r.Policy && e.s.UserID == r.Value {
+				c.entries.Invalidate(key)
+			}
+		}
+	case store.SubscriptionLost:
+		c.bypass.Store(true)
+		c.entries.InvalidateAll()
+	case store.SubscriptionRestored:
+		// Whatever was cached while the feed was down may have missed a revocation.
+		c.entries.InvalidateAll()
+		c.bypass.Store(false)
+	}
+}
+
+// fresh returns a cached record read less than maxStale ago.
+func (c *Cache) fresh(key store.Key) (store.Session, bool) {
+	if c == nil || c.bypass.Load() {
+		return store.Session{}, false
+	}
+	e, ok := c.entries.GetIfPresent(key)
+	if !ok || c.clock().Sub(e.fetched) >= c.maxStale {
+		return store.Session{}, false
+	}
+	return e.s, true
+}
+
+// fallback returns a cached record of any age, for AllowCached during an outage.
+func (c *Cache) fallback(key store.Key) (store.Session, bool) {
+	if c == nil {
+		return store.Session{}, false
+	}
+	e, ok := c.entries.GetIfPresent(key)
+	return e.s, ok
+}
+
+func (c *Cache) put(key store.Key, s store.Session) {
+	if c == nil {
+		return
+	}
+	c.entries.Set(key, cachedSession{s: s, fetched: c.clock()})
+}
+
+func (c *Cache) forget(key store.Key) {
+	if c == nil {
+		return
+	}
+	c.entries.Invalidate(key)
+}
+
+// Len returns how many sessions are cached.
+func (c *Cache) Len() int { return c.entries.EstimatedSize() }
