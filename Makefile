@@ -7,7 +7,7 @@ GO ?= go
 CONTROLLER_GEN := $(GO) tool controller-gen
 STATICCHECK := $(GO) tool staticcheck
 FUZZTIME ?= 30s
-TEST_FLAGS ?=
+TEST_FLAGS ?= -race
 
 .PHONY: help
 help: ## List the targets.

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/time/rate"
 	ctrlzap "sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/authgate/authgate/internal/authz"
@@ -47,6 +48,9 @@ type Options struct {
 	SecretKeyFile  string
 	TrustForwarded bool
 	RefreshGrace   time.Duration
+	// LoginsPerMinuteIP and LoginsPerMinuteAccount limit login attempts (also the bursts allowed).
+	LoginsPerMinuteIP      int
+	LoginsPerMinuteAccount int
 	// CacheSize bounds the sessions and verified tokens kept in memory; 0 turns the caches off.
 	CacheSize int
 	// MaxStaleness bounds how long a cached session is trusted without reading the store again.
@@ -95,6 +99,8 @@ func ParseFlags(args []string, output io.Writer) (Options, error) {
 	fs.StringVar(&o.SecretKeyFile, "secret-key-file", "", "file with at least 32 random bytes shared by all replicas (CSRF, refresh rotation); default: random per process")
 	fs.BoolVar(&o.TrustForwarded, "trust-forwarded-for", false, "take the login client's address from X-Real-IP / X-Forwarded-For (set when the login page is only reachable through the ingress)")
 	fs.DurationVar(&o.RefreshGrace, "refresh-grace", 10*time.Second, "how long a rotated refresh token may be presented again by a concurrent request and get the same new token")
+	fs.IntVar(&o.LoginsPerMinuteIP, "login-attempts-per-minute-ip", 10, "login attempts allowed per client address (IPv6: per /64) and minute, per replica")
+	fs.IntVar(&o.LoginsPerMinuteAccount, "login-attempts-per-minute-account", 5, "login attempts allowed per account and minute, per replica")
 	fs.IntVar(&o.CacheSize, "cache-size", 100_000, "sessions and verified tokens each replica keeps in memory (0: no caches)")
 	fs.DurationVar(&o.MaxStaleness, "cache-max-staleness", 30*time.Second, "how long a cached session is trusted without reading the store again, should a revocation be missed")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may take after SIGTERM")
@@ -110,6 +116,9 @@ func ParseFlags(args []string, output io.Writer) (Options, error) {
 	}
 	if o.Store != "memory" {
 		return o, fmt.Errorf("--store %q: the only store is memory", o.Store)
+	}
+	if o.LoginsPerMinuteIP < 1 || o.LoginsPerMinuteAccount < 1 {
+		return o, errors.New("--login-attempts-per-minute-ip and --login-attempts-per-minute-account must be at least 1")
 	}
 	if o.CacheSize < 0 {
 		return o, fmt.Errorf("--cache-size %d: must not be negative", o.CacheSize)
@@ -193,6 +202,7 @@ func Run(ctx context.Context, o Options) error {
 	logins, err := login.NewService(login.Config{
 		Snapshots: snapshots, Sessions: sessions, Store: st, Tokens: verifier, Key: key,
 		TrustForwarded: o.TrustForwarded, RefreshGrace: o.RefreshGrace, Log: log.WithName("login"),
+		Limiter: loginLimiter(o),
 	})
 	if err != nil {
 		return err
@@ -260,6 +270,18 @@ func Run(ctx context.Context, o Options) error {
 		shutdownErr = errors.Join(shutdownErr, s.Shutdown(shutdownCtx))
 	}
 	return shutdownErr
+}
+
+// loginLimiter limits logins as the flags say; options built without flags get the defaults.
+func loginLimiter(o Options) *login.Limiter {
+	cfg := login.DefaultLimiterConfig()
+	if o.LoginsPerMinuteIP > 0 {
+		cfg.PerIP, cfg.IPBurst = rate.Every(time.Minute/time.Duration(o.LoginsPerMinuteIP)), o.LoginsPerMinuteIP
+	}
+	if o.LoginsPerMinuteAccount > 0 {
+		cfg.PerAccount, cfg.AccountBurst = rate.Every(time.Minute/time.Duration(o.LoginsPerMinuteAccount)), o.LoginsPerMinuteAccount
+	}
+	return login.NewLimiter(cfg)
 }
 
 func newServer(addr string, h http.Handler) *http.Server {

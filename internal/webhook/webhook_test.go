@@ -25,15 +25,17 @@ func TestParseFlagsDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := webhook.Options{
-		HTTPAddr:         ":8080",
-		MetricsAddr:      ":9090",
-		Manifests:        "/etc/authgate",
-		DefaultNamespace: "default",
-		Store:            "memory",
-		RefreshGrace:     10 * time.Second,
-		CacheSize:        100_000,
-		MaxStaleness:     30 * time.Second,
-		ShutdownTimeout:  15 * time.Second,
+		HTTPAddr:               ":8080",
+		MetricsAddr:            ":9090",
+		Manifests:              "/etc/authgate",
+		DefaultNamespace:       "default",
+		Store:                  "memory",
+		RefreshGrace:           10 * time.Second,
+		CacheSize:              100_000,
+		MaxStaleness:           30 * time.Second,
+		LoginsPerMinuteIP:      10,
+		LoginsPerMinuteAccount: 5,
+		ShutdownTimeout:        15 * time.Second,
 	}
 	if got != want {
 		t.Errorf("ParseFlags = %+v\nwant          %+v", got, want)
@@ -56,6 +58,7 @@ func TestParseFlagsReadsEveryFlag(t *testing.T) {
 		HTTPAddr: "127.0.0.1:1", MetricsAddr: "", Manifests: "m", DefaultNamespace: "ns", Store: "memory",
 		SecretKeyFile: "/k", TrustForwarded: true, RefreshGrace: time.Minute, ShutdownTimeout: 3 * time.Second,
 		LogDevelopment: true, CacheSize: 7, MaxStaleness: 5 * time.Second,
+		LoginsPerMinuteIP: 10, LoginsPerMinuteAccount: 5,
 	}
 	if got != want {
 		t.Errorf("ParseFlags = %+v\nwant          %+v", got, want)
