@@ -2,6 +2,7 @@ package authz
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -22,6 +23,8 @@ type Denylist struct {
 	users    map[familyKey]userRevoked // Value is the user id
 	cancel   func()
 	lastGC   time.Time
+	closed   chan struct{}
+	once     sync.Once
 }
 
 type familyKey struct{ policy, value string }
@@ -36,18 +39,44 @@ func NewDenylist(ctx context.Context, s store.Store, clock func() time.Time) (*D
 	if clock == nil {
 		clock = time.Now
 	}
-	d := &Denylist{store: s, clock: clock, families: map[familyKey]time.Time{}, users: map[familyKey]userRevoked{}}
+	d := &Denylist{store: s, clock: clock, families: map[familyKey]time.Time{}, users: map[familyKey]userRevoked{}, closed: make(chan struct{})}
 	// Subscribe before reading the backlog, so that nothing published in between is missed.
 	d.cancel = s.Subscribe(d.receive)
 	existing, err := s.Revocations(ctx)
 	if err != nil {
-		d.cancel()
-		return nil, fmt.Errorf("reading revocations in force: %w", err)
+		if !errors.Is(err, store.ErrUnavailable) {
+			d.cancel()
+			return nil, fmt.Errorf("reading revocations in force: %w", err)
+		}
+		// The store is down: start empty and keep trying, so that a replica started during an
+		// outage recovers by itself.
+		go d.reloadUntilDone()
+		return d, nil
 	}
 	for _, r := range existing {
 		d.Add(r)
 	}
 	return d, nil
+}
+
+// reloadUntilDone reads the store's revocations until it succeeds or the denylist is closed.
+func (d *Denylist) reloadUntilDone() {
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		backlog, err := d.store.Revocations(ctx)
+		cancel()
+		if err == nil {
+			for _, r := range backlog {
+				d.Add(r)
+			}
+			return
+		}
+		select {
+		case <-d.closed:
+			return
+		case <-time.After(2 * time.Second):
+		}
+	}
 }
 
 // receive handles the store's feed: revocations, and the feed's own ups and downs. When the feed
@@ -58,17 +87,7 @@ func (d *Denylist) receive(r store.Revocation) {
 		return
 	}
 	// Called from the store's feed: the reload must not block it.
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		backlog, err := d.store.Revocations(ctx)
-		if err != nil {
-			return
-		}
-		for _, r := range backlog {
-			d.Add(r)
-		}
-	}()
+	go d.reloadUntilDone()
 }
 
 // Add records a revocation.
@@ -130,7 +149,10 @@ func (d *Denylist) Revoked(policy string, c *token.Claims) bool {
 
 // Close stops following the store's revocations.
 func (d *Denylist) Close() {
-	if d.cancel != nil {
-		d.cancel()
-	}
+	d.once.Do(func() {
+		close(d.closed)
+		if d.cancel != nil {
+			d.cancel()
+		}
+	})
 }

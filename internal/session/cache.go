@@ -65,8 +65,9 @@ func (c *Cache) apply(r store.Revocation) {
 			}
 		}
 	case store.SubscriptionLost:
+		// Entries stay for AllowCached fallbacks (no logout can reach the store during an outage
+		// either), but none is trusted as fresh until the feed is back.
 		c.bypass.Store(true)
-		c.entries.InvalidateAll()
 	case store.SubscriptionRestored:
 		// Whatever was cached while the feed was down may have missed a revocation.
 		c.entries.InvalidateAll()

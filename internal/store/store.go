@@ -1,6 +1,6 @@
 // Package store keeps what authgate must remember between requests: sessions, refresh-token
 // families and revocations. One interface, Store, has two implementations: Memory, for a single
-// process (the default), and Redis, shared by every replica (a later change).
+// process (the default), and Redis, shared by every replica (docs/redis.md).
 //
 // Secrets never reach a Store: sessions and refresh tokens are stored under the SHA-256 of their
 // value (a Key), so a copy of the store lets nobody log in. The store does not decide anything
@@ -116,10 +116,13 @@ type Revocation struct {
 }
 
 // Store is the storage every webhook replica shares. Implementations are safe for concurrent use,
-// and every method that changes more than one record does so atomically. Whether a session or
-// refresh token has expired is decided by the store's clock, not by a time argument.
+// and every method that changes more than one record does so atomically, except RevokeUser, which
+// may delete the user's records one by one (Redis does: they live in several Cluster slots).
+// Whether a session or refresh token has expired is decided by the store's clock, not by a time
+// argument. Times may read back in UTC and truncated to the microsecond (Redis keeps microseconds).
 //
-// A method called with a done context returns an error wrapping ctx.Err(). The misuse errors a
+// A method called with a done context returns an error wrapping ctx.Err(); one whose context ends
+// while it waits for the store returns an error wrapping ErrUnavailable and ctx.Err(). The misuse errors a
 // method documents (a key that exists already, a successor of another policy or family or at a
 // taken key, a revoked family) are neither ErrNotFound nor ErrUnavailable. Any other error but ErrNotFound means the
 // store could not answer; it wraps ErrUnavailable.

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/time/rate"
 	ctrlzap "sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -42,7 +43,9 @@ type Options struct {
 	MetricsAddr      string
 	Manifests        string
 	DefaultNamespace string
-	Store            string
+	// Store is "memory" (one replica) or "redis" (shared by every replica, configured by Redis).
+	Store string
+	Redis store.RedisConfig
 	// SecretKeyFile holds at least 32 random bytes shared by every replica: it keys CSRF tokens and
 	// refresh-token rotation. Empty: a random key per process (fine for one replica).
 	SecretKeyFile  string
@@ -95,7 +98,22 @@ func ParseFlags(args []string, output io.Writer) (Options, error) {
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", ":9090", "address for /metrics (empty: off)")
 	fs.StringVar(&o.Manifests, "manifests", "", "standalone mode: a folder of AuthPolicy and Secret manifests, reloaded on change")
 	fs.StringVar(&o.DefaultNamespace, "default-namespace", "default", "namespace of manifests that name none")
-	fs.StringVar(&o.Store, "store", "memory", "session store: memory (one replica)")
+	fs.StringVar(&o.Store, "store", "memory", "session store: memory (one replica) or redis (shared by replicas)")
+	// Redis settings start from the AUTHGATE_REDIS_* environment (the only place for passwords) and
+	// flags override them.
+	o.Redis = store.RedisConfigFromEnv(os.Getenv)
+	redisAddrs := strings.Join(o.Redis.Addrs, ",")
+	fs.StringVar(&o.Redis.URL, "redis-url", o.Redis.URL, "standalone Redis as redis://[user@]host:port[/db] or rediss:// for TLS (env AUTHGATE_REDIS_URL)")
+	fs.StringVar(&redisAddrs, "redis-addrs", redisAddrs, "comma-separated host:port: one server, the Sentinels (with --redis-sentinel-master), or Cluster nodes (env AUTHGATE_REDIS_ADDRS)")
+	fs.StringVar(&o.Redis.SentinelMaster, "redis-sentinel-master", o.Redis.SentinelMaster, "the master's name at the Sentinels in --redis-addrs (env AUTHGATE_REDIS_SENTINEL_MASTER)")
+	fs.StringVar(&o.Redis.Username, "redis-username", o.Redis.Username, "ACL user; the password comes from env AUTHGATE_REDIS_PASSWORD (env AUTHGATE_REDIS_USERNAME)")
+	fs.IntVar(&o.Redis.DB, "redis-db", o.Redis.DB, "database number (standalone and Sentinel)")
+	fs.BoolVar(&o.Redis.TLS, "redis-tls", o.Redis.TLS, "connect with TLS (env AUTHGATE_REDIS_TLS)")
+	fs.StringVar(&o.Redis.CAFile, "redis-ca-file", o.Redis.CAFile, "PEM certificate authorities of the Redis servers (env AUTHGATE_REDIS_CA_FILE)")
+	fs.StringVar(&o.Redis.CertFile, "redis-cert-file", o.Redis.CertFile, "PEM client certificate, for servers that require one")
+	fs.StringVar(&o.Redis.KeyFile, "redis-key-file", o.Redis.KeyFile, "PEM client key, with --redis-cert-file")
+	fs.StringVar(&o.Redis.Prefix, "redis-prefix", o.Redis.Prefix, "prefix of every key and of the revocation channel (default authgate)")
+	fs.DurationVar(&o.Redis.ReadTimeout, "redis-timeout", o.Redis.ReadTimeout, "how long a command may wait for Redis before the policy's onStoreUnavailable applies (default 1s)")
 	fs.StringVar(&o.SecretKeyFile, "secret-key-file", "", "file with at least 32 random bytes shared by all replicas (CSRF, refresh rotation); default: random per process")
 	fs.BoolVar(&o.TrustForwarded, "trust-forwarded-for", false, "take the login client's address from X-Real-IP / X-Forwarded-For (set when the login page is only reachable through the ingress)")
 	fs.DurationVar(&o.RefreshGrace, "refresh-grace", 10*time.Second, "how long a rotated refresh token may be presented again by a concurrent request and get the same new token")
@@ -114,8 +132,24 @@ func ParseFlags(args []string, output io.Writer) (Options, error) {
 	if o.Manifests == "" {
 		return o, errors.New("--manifests is required: the in-cluster policy source arrives with the operator")
 	}
-	if o.Store != "memory" {
-		return o, fmt.Errorf("--store %q: the only store is memory", o.Store)
+	o.Redis.Addrs = nil
+	for _, a := range strings.Split(redisAddrs, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			o.Redis.Addrs = append(o.Redis.Addrs, a)
+		}
+	}
+	o.Redis.WriteTimeout = o.Redis.ReadTimeout
+	switch o.Store {
+	case "memory":
+	case "redis":
+		if o.Redis.URL == "" && len(o.Redis.Addrs) == 0 {
+			return o, errors.New("--store redis needs --redis-url or --redis-addrs (or AUTHGATE_REDIS_URL / AUTHGATE_REDIS_ADDRS)")
+		}
+		if err := o.Redis.Validate(); err != nil {
+			return o, fmt.Errorf("--store redis: %w", err)
+		}
+	default:
+		return o, fmt.Errorf("--store %q: want memory or redis", o.Store)
 	}
 	if o.LoginsPerMinuteIP < 1 || o.LoginsPerMinuteAccount < 1 {
 		return o, errors.New("--login-attempts-per-minute-ip and --login-attempts-per-minute-account must be at least 1")
@@ -177,7 +211,10 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	st := store.NewMemory()
+	st, err := newStore(o, log)
+	if err != nil {
+		return err
+	}
 	defer st.Close()
 	denylist, err := authz.NewDenylist(ctx, st, nil)
 	if err != nil {
@@ -270,6 +307,32 @@ func Run(ctx context.Context, o Options) error {
 		shutdownErr = errors.Join(shutdownErr, s.Shutdown(shutdownCtx))
 	}
 	return shutdownErr
+}
+
+// redisLog sends go-redis's own messages (reconnects, pool errors) to the webhook's log at
+// verbosity 1: outages are reported by the decisions and metrics, not by a line per dial.
+type redisLog struct{ log logr.Logger }
+
+func (l redisLog) Printf(_ context.Context, format string, v ...any) {
+	l.log.V(1).Info(fmt.Sprintf(format, v...))
+}
+
+// newStore builds the store the options name.
+func newStore(o Options, log logr.Logger) (store.Store, error) {
+	if o.Store != "redis" {
+		return store.NewMemory(), nil
+	}
+	redis.SetLogger(redisLog{log.WithName("redis")})
+	client, err := o.Redis.NewClient()
+	if err != nil {
+		return nil, fmt.Errorf("connecting to Redis (%s): %w", o.Redis, err)
+	}
+	st, err := store.NewRedis(client, store.RedisOptions{Prefix: o.Redis.Prefix})
+	if err != nil {
+		client.Close()
+		return nil, err
+	}
+	return st, nil
 }
 
 // loginLimiter limits logins as the flags say; options built without flags get the defaults.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -37,7 +38,7 @@ func TestParseFlagsDefaults(t *testing.T) {
 		LoginsPerMinuteAccount: 5,
 		ShutdownTimeout:        15 * time.Second,
 	}
-	if got != want {
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("ParseFlags = %+v\nwant          %+v", got, want)
 	}
 	if out.Len() != 0 {
@@ -60,7 +61,7 @@ func TestParseFlagsReadsEveryFlag(t *testing.T) {
 		LogDevelopment: true, CacheSize: 7, MaxStaleness: 5 * time.Second,
 		LoginsPerMinuteIP: 10, LoginsPerMinuteAccount: 5,
 	}
-	if got != want {
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("ParseFlags = %+v\nwant          %+v", got, want)
 	}
 }
@@ -71,16 +72,18 @@ func TestParseFlagsRefuses(t *testing.T) {
 		// want are substrings of the error.
 		want []string
 	}{
-		"no manifests":          {nil, []string{"--manifests", "required"}},
-		"redis store":           {[]string{"--manifests", "m", "--store", "redis"}, []string{"--store", "redis", "memory"}},
-		"grace above a minute":  {[]string{"--manifests", "m", "--refresh-grace", "2m"}, []string{"--refresh-grace", "2m0s", "between 0s and 1m"}},
-		"negative cache size":   {[]string{"--manifests", "m", "--cache-size", "-1"}, []string{"--cache-size -1", "must not be negative"}},
-		"zero staleness":        {[]string{"--manifests", "m", "--cache-max-staleness", "0s"}, []string{"--cache-max-staleness 0s", "more than 0s"}},
-		"negative grace":        {[]string{"--manifests", "m", "--refresh-grace", "-1s"}, []string{"--refresh-grace", "-1s"}},
-		"grace not a duration":  {[]string{"--manifests", "m", "--refresh-grace", "ten"}, []string{"refresh-grace", "ten"}},
-		"unexpected argument":   {[]string{"--manifests", "m", "serve"}, []string{"unexpected arguments", "serve"}},
-		"argument before flags": {[]string{"serve", "--manifests", "m"}, []string{"unexpected arguments", "serve"}},
-		"unknown flag":          {[]string{"--manifests", "m", "--redis-addr", "x"}, []string{"redis-addr"}},
+		"no manifests":           {nil, []string{"--manifests", "required"}},
+		"redis without a server": {[]string{"--manifests", "m", "--store", "redis"}, []string{"--store redis needs --redis-url or --redis-addrs"}},
+		"redis URL and addrs":    {[]string{"--manifests", "m", "--store", "redis", "--redis-url", "redis://127.0.0.1:1", "--redis-addrs", "127.0.0.1:2"}, []string{"--store redis"}},
+		"unknown store":          {[]string{"--manifests", "m", "--store", "etcd"}, []string{`--store "etcd"`, "memory or redis"}},
+		"grace above a minute":   {[]string{"--manifests", "m", "--refresh-grace", "2m"}, []string{"--refresh-grace", "2m0s", "between 0s and 1m"}},
+		"negative cache size":    {[]string{"--manifests", "m", "--cache-size", "-1"}, []string{"--cache-size -1", "must not be negative"}},
+		"zero staleness":         {[]string{"--manifests", "m", "--cache-max-staleness", "0s"}, []string{"--cache-max-staleness 0s", "more than 0s"}},
+		"negative grace":         {[]string{"--manifests", "m", "--refresh-grace", "-1s"}, []string{"--refresh-grace", "-1s"}},
+		"grace not a duration":   {[]string{"--manifests", "m", "--refresh-grace", "ten"}, []string{"refresh-grace", "ten"}},
+		"unexpected argument":    {[]string{"--manifests", "m", "serve"}, []string{"unexpected arguments", "serve"}},
+		"argument before flags":  {[]string{"serve", "--manifests", "m"}, []string{"unexpected arguments", "serve"}},
+		"unknown flag":           {[]string{"--manifests", "m", "--redis-addr", "x"}, []string{"redis-addr"}},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -99,10 +102,10 @@ func TestParseFlagsRefuses(t *testing.T) {
 
 func TestMainExitCodes(t *testing.T) {
 	var out, errOut bytes.Buffer
-	if code := webhook.Main([]string{"--manifests", "m", "--store", "redis"}, strings.NewReader(""), &out, &errOut); code != 2 {
+	if code := webhook.Main([]string{"--manifests", "m", "--store", "etcd"}, strings.NewReader(""), &out, &errOut); code != 2 {
 		t.Errorf("bad flags: exit %d, want 2", code)
 	}
-	if !strings.Contains(errOut.String(), `--store "redis"`) {
+	if !strings.Contains(errOut.String(), `--store "etcd"`) {
 		t.Errorf("bad flags: stderr %q does not say why", errOut.String())
 	}
 
