@@ -732,7 +732,7 @@ func (s *Service) logout(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if body.Everywhere && userID != "" {
-		n, err := s.cfg.Store.RevokeUser(ctx, p.Ref().String(), userID, now, now.Add(longestLife(p)))
+		n, err := s.cfg.Store.RevokeUser(ctx, p.Ref().String(), userID, now, now.Add(p.LongestLife()))
 		if err != nil {
 			s.storeFailed(w, api, err)
 			return
@@ -751,18 +751,6 @@ func (s *Service) logout(w http.ResponseWriter, r *http.Request) {
 	}
 	noStore(w)
 	http.Redirect(w, r, target, http.StatusSeeOther)
-}
-
-// longestLife bounds how long anything issued under p before now can still be valid.
-func longestLife(p *policy.Policy) time.Duration {
-	var d time.Duration
-	if s, ok := p.Session(); ok {
-		d = s.MaxLifetime
-	}
-	if j := p.JWT(); j != nil {
-		d = max(d, j.RefreshTokenTTL, j.AccessTokenTTL+j.ClockSkew)
-	}
-	return d
 }
 
 // userInfo is the identity /auth/userinfo reports.

@@ -88,6 +88,19 @@ func (p *Policy) Match(method, path string) (*Rule, bool) {
 	return nil, false
 }
 
+// LongestLife bounds how long a session or token issued under the policy can stay valid: what a
+// revocation must be remembered for.
+func (p *Policy) LongestLife() time.Duration {
+	var d time.Duration
+	if p.session != nil {
+		d = p.session.MaxLifetime
+	}
+	if j := p.jwt; j != nil {
+		d = max(d, j.RefreshTokenTTL, j.AccessTokenTTL+j.ClockSkew)
+	}
+	return d
+}
+
 // Session returns the session settings, or false when the policy has no session section.
 func (p *Policy) Session() (SessionSettings, bool) {
 	if p.session == nil {
@@ -337,6 +350,18 @@ func (l *LoginSettings) UserByID(id string) (User, bool) {
 		return User{}, false
 	}
 	return l.User(email)
+}
+
+// AllUsers returns every user, in no particular order.
+func (l *LoginSettings) AllUsers() iter.Seq[User] {
+	return func(yield func(User) bool) {
+		for email := range l.users {
+			u, _ := l.User(email)
+			if !yield(u) {
+				return
+			}
+		}
+	}
 }
 
 // MaxHashCost returns the highest bcrypt cost among the users' password hashes.

@@ -29,6 +29,7 @@ import (
 
 	"github.com/authgate/authgate/internal/authz"
 	"github.com/authgate/authgate/internal/login"
+	"github.com/authgate/authgate/internal/policy"
 	"github.com/authgate/authgate/internal/proxy/nginx"
 	"github.com/authgate/authgate/internal/proxy/traefik"
 	"github.com/authgate/authgate/internal/session"
@@ -233,7 +234,12 @@ func Run(ctx context.Context, o Options) error {
 	snapshots := &authz.AtomicSnapshot{}
 	engine := authz.NewEngine(snapshots, sessions, verifier)
 
-	if err := source.WatchDir(ctx, o.Manifests, o.DefaultNamespace, snapshots.Store, log.WithName("source")); err != nil {
+	publish := func(next *policy.Snapshot) {
+		prev := snapshots.Load()
+		snapshots.Store(next)
+		revokeRemovedUsers(ctx, st, prev, next, time.Now(), log.WithName("users"))
+	}
+	if err := source.WatchDir(ctx, o.Manifests, o.DefaultNamespace, publish, log.WithName("source")); err != nil {
 		return fmt.Errorf("loading policies: %w", err)
 	}
 	logins, err := login.NewService(login.Config{
