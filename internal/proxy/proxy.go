@@ -22,6 +22,21 @@ type Checker interface {
 	Check(ctx context.Context, r *authz.Request) authz.Decision
 }
 
+// Handler serves an adapter: parse turns the proxy's request into a check request (or a
+// Misconfigured error), the checker decides, and the decision is written back. redirect says whether
+// browser logins are answered with a 302 (Traefik, Envoy) rather than a 401 (nginx, whose
+// auth-signin redirects).
+func Handler(c Checker, adapter string, parse func(*http.Request) (*authz.Request, error), redirect bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, err := parse(r)
+		if err != nil {
+			WriteMisconfigured(r.Context(), w, adapter, err)
+			return
+		}
+		WriteDecision(r.Context(), w, adapter, c.Check(r.Context(), req), redirect)
+	})
+}
+
 // PolicyFromQuery reads the policy a proxy names in the check URL's query (?policy=<ns>/<name>).
 // An absent parameter is the zero Ref (find the policy by host and path); a malformed one is an
 // error.

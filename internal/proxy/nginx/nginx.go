@@ -22,14 +22,7 @@ const Path = "/check/nginx"
 
 // Handler answers nginx checks with the decisions of c.
 func Handler(c proxy.Checker) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		req, err := Parse(r)
-		if err != nil {
-			proxy.WriteMisconfigured(r.Context(), w, "nginx", err)
-			return
-		}
-		proxy.WriteDecision(r.Context(), w, "nginx", c.Check(r.Context(), req), false)
-	})
+	return proxy.Handler(c, "nginx", Parse, false)
 }
 
 // Parse builds the check request from what nginx sent.

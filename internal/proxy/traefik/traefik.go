@@ -20,14 +20,7 @@ const Path = "/check/traefik"
 
 // Handler answers Traefik checks with the decisions of c.
 func Handler(c proxy.Checker) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		req, err := Parse(r)
-		if err != nil {
-			proxy.WriteMisconfigured(r.Context(), w, "traefik", err)
-			return
-		}
-		proxy.WriteDecision(r.Context(), w, "traefik", c.Check(r.Context(), req), true)
-	})
+	return proxy.Handler(c, "traefik", Parse, true)
 }
 
 // Parse builds the check request from what Traefik sent.
