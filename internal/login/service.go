@@ -376,11 +376,21 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 	}
 
 	ctx := r.Context()
+	// A store that fails halfway leaves the browser with nothing: no half login.
+	unavailable := func(err error) {
+		w.Header().Del("Set-Cookie")
+		if api {
+			s.storeFailed(w, true, err)
+			return
+		}
+		s.log.Error(err, "Session store failed during login")
+		s.renderForm(w, r, p, http.StatusServiceUnavailable, "Sign-in is unavailable right now. Please try again in a moment.", c.Email, c.Redirect)
+	}
 	var answer *tokenAnswer
 	if _, ok := p.Session(); ok {
 		_, cookie, err := s.cfg.Sessions.Create(ctx, p, user)
 		if err != nil {
-			s.storeFailed(w, api, err)
+			unavailable(err)
 			return
 		}
 		w.Header().Add("Set-Cookie", cookie)
@@ -388,7 +398,7 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 	if j := p.JWT(); j != nil && j.Issues() {
 		answer, err = s.startFamily(ctx, p, user)
 		if err != nil {
-			s.storeFailed(w, api, err)
+			unavailable(err)
 			return
 		}
 		if !api {

@@ -4,8 +4,10 @@ import (
 	"crypto/rand"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +15,8 @@ import (
 	"github.com/authgate/authgate/internal/store/redistest"
 	"github.com/authgate/authgate/internal/webhook"
 )
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]*)"`)
 
 // redisReplica starts a webhook on the samples with the Redis store at redisAddr, sharing keyFile
 // with its sibling replicas.
@@ -191,6 +195,28 @@ func TestRedisOutage(t *testing.T) {
 	if status, _, body, _ := c.do("POST", "/auth/login?policy=default/shop", map[string]string{"Content-Type": "application/json"},
 		`{"email":"admin@example.com","password":"admin-demo-password"}`); status != 503 || !strings.Contains(body, "unavailable") {
 		t.Fatalf("login during the outage: %d %s, want 503", status, body)
+	}
+
+	// The login form says so on a page of its own, with 503.
+	status, h, page, err := c.do("GET", "/auth/login?policy=default/shop", nil, "")
+	if err != nil || status != 200 {
+		t.Fatalf("login page during the outage: %d %v", status, err)
+	}
+	field := csrfField.FindStringSubmatch(page)
+	var csrfCookie string
+	for _, sc := range h.Values("Set-Cookie") {
+		if v, ok := strings.CutPrefix(sc, "authgate_csrf="); ok {
+			csrfCookie, _, _ = strings.Cut(v, ";")
+		}
+	}
+	if field == nil || csrfCookie == "" {
+		t.Fatalf("login page without its CSRF field or cookie: %v\n%s", h, page)
+	}
+	form := url.Values{"email": {"admin@example.com"}, "password": {"admin-demo-password"}, "csrf": {field[1]}}
+	status, h, page, err = c.do("POST", "/auth/login?policy=default/shop", map[string]string{
+		"Content-Type": "application/x-www-form-urlencoded", "Cookie": "authgate_csrf=" + csrfCookie}, form.Encode())
+	if err != nil || status != 503 || !strings.Contains(page, "Sign-in is unavailable right now") || strings.Contains(strings.Join(h.Values("Set-Cookie"), ";"), "authgate_session") {
+		t.Fatalf("form login during the outage: %d %v %v\n%s", status, err, h, page)
 	}
 
 	redis.Start()
