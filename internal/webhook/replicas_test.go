@@ -33,7 +33,7 @@ func redisReplica(t *testing.T, redisAddr, keyFile string, extra ...string) repl
 	}
 	r := startRun(t, opts)
 	waitReady(t, r, opts.HTTPAddr)
-	return replicaClient{base: "http://" + opts.HTTPAddr, http: &http.Client{Timeout: 10 * time.Second}}
+	return replicaClient{base: "http://" + opts.HTTPAddr, http: &http.Client{Timeout: time.Minute}}
 }
 
 func sharedKey(t *testing.T) string {
@@ -93,7 +93,7 @@ func TestReplicasShareRedis(t *testing.T) {
 	if status, err := b.logout(tk.SID, ""); err != nil || status != 200 {
 		t.Fatalf("logout on B: %d %v", status, err)
 	}
-	eventually(t, time.Second, "the session logged out on B denied on A", func() (bool, string) {
+	eventually(t, 3*time.Second, "the session logged out on B denied on A", func() (bool, string) {
 		status, err := a.check("/orders", session)
 		return status == 401, fmt.Sprint(status, err)
 	})
@@ -114,7 +114,7 @@ func TestReplicasShareRedis(t *testing.T) {
 	if status, _, err := a.refresh(tk.Refresh); err != nil || status != 401 {
 		t.Fatalf("reuse on A: %d %v, want 401", status, err)
 	}
-	eventually(t, time.Second, "the token of a reused family denied on B", func() (bool, string) {
+	eventually(t, 3*time.Second, "the token of a reused family denied on B", func() (bool, string) {
 		status, err := b.check("/api/orders", bearer)
 		return status == 401, fmt.Sprint(status, err)
 	})
