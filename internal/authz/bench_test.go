@@ -25,7 +25,8 @@ type benchEngine struct {
 	bearer string // "Bearer <token>"
 }
 
-func newBenchEngine(b *testing.B, mutate func(*authgatev1.AuthPolicy)) *benchEngine {
+// newBenchEngine builds the engine; with cached, with the webhook's session and verified-token caches.
+func newBenchEngine(b *testing.B, mutate func(*authgatev1.AuthPolicy), cached ...bool) *benchEngine {
 	b.Helper()
 	ctx := context.Background()
 	clock := storetest.NewClock(time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC))
@@ -44,11 +45,20 @@ func newBenchEngine(b *testing.B, mutate func(*authgatev1.AuthPolicy)) *benchEng
 		b.Fatal(err)
 	}
 	b.Cleanup(deny.Close)
-	verifier := token.NewVerifier(token.WithClock(clock.Now), token.WithDenylist(deny))
+	caches := len(cached) > 0 && cached[0]
+	verifierOpts := []token.VerifierOption{token.WithClock(clock.Now), token.WithDenylist(deny)}
+	var sessionOpts []session.Option
+	if caches {
+		verifierOpts = append(verifierOpts, token.WithCache(100_000))
+		cache := session.NewCache(100_000, 30*time.Second, clock.Now)
+		b.Cleanup(cache.Follow(st))
+		sessionOpts = append(sessionOpts, session.WithCache(cache))
+	}
+	verifier := token.NewVerifier(verifierOpts...)
 	b.Cleanup(verifier.Close)
 	snaps := &authz.AtomicSnapshot{}
 	snaps.Store(policy.NewSnapshot([]*policy.Policy{p}))
-	sessions := session.NewManager(st, clock.Now)
+	sessions := session.NewManager(st, clock.Now, sessionOpts...)
 
 	admin, ok := p.Login().User("admin@example.com")
 	if !ok {
@@ -110,6 +120,23 @@ func BenchmarkCheckJWT(b *testing.B) {
 	r.Authorization = e.bearer
 	r.Accept = "application/json"
 	benchmarkCheck(b, e, r, authz.Allow, "jwt")
+}
+
+// BenchmarkCheckJWTCached is the JWT check as the webhook runs it: the token was verified before.
+func BenchmarkCheckJWTCached(b *testing.B) {
+	e := newBenchEngine(b, nil, true)
+	r := benchRequest("/api/x")
+	r.Authorization = e.bearer
+	r.Accept = "application/json"
+	benchmarkCheck(b, e, r, authz.Allow, "jwt")
+}
+
+// BenchmarkCheckSessionCached is the session check as the webhook runs it, on a cached record.
+func BenchmarkCheckSessionCached(b *testing.B) {
+	e := newBenchEngine(b, nil, true)
+	r := benchRequest("/orders")
+	r.Cookie = e.cookie
+	benchmarkCheck(b, e, r, authz.Allow, "session")
 }
 
 func BenchmarkCheckEither(b *testing.B) {
