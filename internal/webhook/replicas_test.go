@@ -23,7 +23,7 @@ var csrfField = regexp.MustCompile(`name="csrf" value="([^"]*)"`)
 func redisReplica(t *testing.T, redisAddr, keyFile string, extra ...string) replicaClient {
 	t.Helper()
 	args := append([]string{
-		"--manifests", samples(t), "--http-addr", freeAddr(t), "--metrics-addr", freeAddr(t), "--shutdown-timeout", "5s",
+		"--manifests", samples(t), "--http-addr", freeAddr(t), "--metrics-addr", freeAddr(t), "--grpc-addr", freeAddr(t), "--shutdown-timeout", "5s",
 		"--store", "redis", "--redis-url", "redis://" + redisAddr, "--secret-key-file", keyFile,
 		"--login-attempts-per-minute-ip", "100000", "--login-attempts-per-minute-account", "100000",
 	}, extra...)

@@ -25,11 +25,14 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/time/rate"
+	"google.golang.org/grpc"
 	ctrlzap "sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/authgate/authgate/internal/authz"
 	"github.com/authgate/authgate/internal/login"
 	"github.com/authgate/authgate/internal/policy"
+	"github.com/authgate/authgate/internal/proxy/envoygrpc"
+	"github.com/authgate/authgate/internal/proxy/envoyhttp"
 	"github.com/authgate/authgate/internal/proxy/nginx"
 	"github.com/authgate/authgate/internal/proxy/traefik"
 	"github.com/authgate/authgate/internal/session"
@@ -40,7 +43,9 @@ import (
 
 // Options are the webhook's flags.
 type Options struct {
-	HTTPAddr         string
+	HTTPAddr string
+	// GRPCAddr serves Envoy's ext_authz gRPC Check and gRPC health; empty turns it off.
+	GRPCAddr         string
 	MetricsAddr      string
 	Manifests        string
 	DefaultNamespace string
@@ -96,6 +101,7 @@ func ParseFlags(args []string, output io.Writer) (Options, error) {
 	fs.SetOutput(output)
 	var o Options
 	fs.StringVar(&o.HTTPAddr, "http-addr", ":8080", "address for checks, login and health endpoints")
+	fs.StringVar(&o.GRPCAddr, "grpc-addr", ":9001", "address for Envoy's ext_authz gRPC Check and gRPC health (empty: off)")
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", ":9090", "address for /metrics (empty: off)")
 	fs.StringVar(&o.Manifests, "manifests", "", "standalone mode: a folder of AuthPolicy and Secret manifests, reloaded on change")
 	fs.StringVar(&o.DefaultNamespace, "default-namespace", "default", "namespace of manifests that name none")
@@ -259,6 +265,7 @@ func Run(ctx context.Context, o Options) error {
 	mux := http.NewServeMux()
 	mux.Handle(nginx.Path, metrics.wrap(engine, nginx.Handler))
 	mux.Handle(traefik.Path, metrics.wrap(engine, traefik.Handler))
+	envoyHTTP := metrics.wrap(engine, envoyhttp.Handler)
 	logins.Register(mux)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
@@ -269,7 +276,16 @@ func Run(ctx context.Context, o Options) error {
 		_, _ = io.WriteString(w, "ok\n")
 	})
 
-	servers := []*http.Server{newServer(o.HTTPAddr, withLogger(log, mux))}
+	// Envoy's HTTP service sends the original path under the prefix, raw: it must reach the adapter
+	// as sent, before ServeMux would clean "//" and "/../" with a redirect.
+	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rest, ok := strings.CutPrefix(r.URL.Path, envoyhttp.PathPrefix); ok && (rest == "" || rest[0] == '/') {
+			envoyHTTP.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+	servers := []*http.Server{newServer(o.HTTPAddr, withLogger(log, root))}
 	if o.MetricsAddr != "" {
 		m := http.NewServeMux()
 		m.Handle("/metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
@@ -287,7 +303,27 @@ func Run(ctx context.Context, o Options) error {
 		}
 		listeners = append(listeners, ln)
 	}
-	errs := make(chan error, len(servers))
+	var grpcServer *grpc.Server
+	var grpcListener net.Listener
+	if o.GRPCAddr != "" {
+		if grpcListener, err = net.Listen("tcp", o.GRPCAddr); err != nil {
+			for _, l := range listeners {
+				l.Close()
+			}
+			return fmt.Errorf("listening on %s: %w", o.GRPCAddr, err)
+		}
+		grpcServer = grpc.NewServer(grpc.MaxRecvMsgSize(1 << 20))
+		envoygrpc.NewServer(&measured{next: engine, m: metrics}).Register(grpcServer)
+	}
+	errs := make(chan error, len(servers)+1)
+	if grpcServer != nil {
+		log.Info("Serving gRPC", "addr", grpcListener.Addr().String())
+		go func() {
+			if err := grpcServer.Serve(grpcListener); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				errs <- err
+			}
+		}()
+	}
 	for i, s := range servers {
 		ln := listeners[i]
 		log.Info("Serving", "addr", ln.Addr().String())
@@ -311,6 +347,15 @@ func Run(ctx context.Context, o Options) error {
 	var shutdownErr error
 	for _, s := range servers {
 		shutdownErr = errors.Join(shutdownErr, s.Shutdown(shutdownCtx))
+	}
+	if grpcServer != nil {
+		stopped := make(chan struct{})
+		go func() { grpcServer.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-shutdownCtx.Done():
+			grpcServer.Stop()
+		}
 	}
 	return shutdownErr
 }

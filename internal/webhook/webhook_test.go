@@ -27,6 +27,7 @@ func TestParseFlagsDefaults(t *testing.T) {
 	}
 	want := webhook.Options{
 		HTTPAddr:               ":8080",
+		GRPCAddr:               ":9001",
 		MetricsAddr:            ":9090",
 		Manifests:              "/etc/authgate",
 		DefaultNamespace:       "default",
@@ -48,7 +49,7 @@ func TestParseFlagsDefaults(t *testing.T) {
 
 func TestParseFlagsReadsEveryFlag(t *testing.T) {
 	got, err := webhook.ParseFlags([]string{
-		"--http-addr", "127.0.0.1:1", "--metrics-addr", "", "--manifests", "m", "--default-namespace", "ns",
+		"--http-addr", "127.0.0.1:1", "--grpc-addr", "", "--metrics-addr", "", "--manifests", "m", "--default-namespace", "ns",
 		"--store", "memory", "--secret-key-file", "/k", "--trust-forwarded-for", "--refresh-grace", "1m",
 		"--shutdown-timeout", "3s", "--log-development", "--cache-size", "7", "--cache-max-staleness", "5s",
 	}, io.Discard)
@@ -56,7 +57,7 @@ func TestParseFlagsReadsEveryFlag(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := webhook.Options{
-		HTTPAddr: "127.0.0.1:1", MetricsAddr: "", Manifests: "m", DefaultNamespace: "ns", Store: "memory",
+		HTTPAddr: "127.0.0.1:1", GRPCAddr: "", MetricsAddr: "", Manifests: "m", DefaultNamespace: "ns", Store: "memory",
 		SecretKeyFile: "/k", TrustForwarded: true, RefreshGrace: time.Minute, ShutdownTimeout: 3 * time.Second,
 		LogDevelopment: true, CacheSize: 7, MaxStaleness: 5 * time.Second,
 		LoginsPerMinuteIP: 10, LoginsPerMinuteAccount: 5,
@@ -255,7 +256,7 @@ func (r *run) wait(t *testing.T, d time.Duration) error {
 func options(t *testing.T, dir string) webhook.Options {
 	t.Helper()
 	opts, err := webhook.ParseFlags([]string{
-		"--manifests", dir, "--http-addr", freeAddr(t), "--metrics-addr", freeAddr(t), "--shutdown-timeout", "5s",
+		"--manifests", dir, "--http-addr", freeAddr(t), "--metrics-addr", freeAddr(t), "--grpc-addr", freeAddr(t), "--shutdown-timeout", "5s",
 	}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
