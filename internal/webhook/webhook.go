@@ -26,6 +26,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	ctrlzap "sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/authgate/authgate/internal/authz"
@@ -45,10 +46,13 @@ import (
 type Options struct {
 	HTTPAddr string
 	// GRPCAddr serves Envoy's ext_authz gRPC Check and gRPC health; empty turns it off.
-	GRPCAddr         string
-	MetricsAddr      string
-	Manifests        string
-	DefaultNamespace string
+	GRPCAddr string
+	// GRPCCertFile and GRPCKeyFile serve gRPC over TLS (PEM files, such as a mounted
+	// kubernetes.io/tls Secret's tls.crt and tls.key); both empty serve plaintext.
+	GRPCCertFile, GRPCKeyFile string
+	MetricsAddr               string
+	Manifests                 string
+	DefaultNamespace          string
 	// Store is "memory" (one replica) or "redis" (shared by every replica, configured by Redis).
 	Store string
 	Redis store.RedisConfig
@@ -102,6 +106,8 @@ func ParseFlags(args []string, output io.Writer) (Options, error) {
 	var o Options
 	fs.StringVar(&o.HTTPAddr, "http-addr", ":8080", "address for checks, login and health endpoints")
 	fs.StringVar(&o.GRPCAddr, "grpc-addr", ":9001", "address for Envoy's ext_authz gRPC Check and gRPC health (empty: off)")
+	fs.StringVar(&o.GRPCCertFile, "grpc-tls-cert-file", "", "PEM certificate for gRPC over TLS (with --grpc-tls-key-file; e.g. a mounted Secret's tls.crt)")
+	fs.StringVar(&o.GRPCKeyFile, "grpc-tls-key-file", "", "PEM private key for gRPC over TLS")
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", ":9090", "address for /metrics (empty: off)")
 	fs.StringVar(&o.Manifests, "manifests", "", "standalone mode: a folder of AuthPolicy and Secret manifests, reloaded on change")
 	fs.StringVar(&o.DefaultNamespace, "default-namespace", "default", "namespace of manifests that name none")
@@ -157,6 +163,9 @@ func ParseFlags(args []string, output io.Writer) (Options, error) {
 		}
 	default:
 		return o, fmt.Errorf("--store %q: want memory or redis", o.Store)
+	}
+	if (o.GRPCCertFile == "") != (o.GRPCKeyFile == "") {
+		return o, errors.New("--grpc-tls-cert-file and --grpc-tls-key-file go together")
 	}
 	if o.LoginsPerMinuteIP < 1 || o.LoginsPerMinuteAccount < 1 {
 		return o, errors.New("--login-attempts-per-minute-ip and --login-attempts-per-minute-account must be at least 1")
@@ -312,7 +321,19 @@ func Run(ctx context.Context, o Options) error {
 			}
 			return fmt.Errorf("listening on %s: %w", o.GRPCAddr, err)
 		}
-		grpcServer = grpc.NewServer(grpc.MaxRecvMsgSize(1 << 20))
+		grpcOpts := []grpc.ServerOption{grpc.MaxRecvMsgSize(1 << 20)}
+		if o.GRPCCertFile != "" {
+			creds, err := credentials.NewServerTLSFromFile(o.GRPCCertFile, o.GRPCKeyFile)
+			if err != nil {
+				grpcListener.Close()
+				for _, l := range listeners {
+					l.Close()
+				}
+				return fmt.Errorf("loading the gRPC TLS certificate: %w", err)
+			}
+			grpcOpts = append(grpcOpts, grpc.Creds(creds))
+		}
+		grpcServer = grpc.NewServer(grpcOpts...)
 		envoygrpc.NewServer(&measured{next: engine, m: metrics}).Register(grpcServer)
 	}
 	errs := make(chan error, len(servers)+1)

@@ -76,6 +76,7 @@ func TestParseFlagsRefuses(t *testing.T) {
 		"no manifests":           {nil, []string{"--manifests", "required"}},
 		"redis without a server": {[]string{"--manifests", "m", "--store", "redis"}, []string{"--store redis needs --redis-url or --redis-addrs"}},
 		"redis URL and addrs":    {[]string{"--manifests", "m", "--store", "redis", "--redis-url", "redis://127.0.0.1:1", "--redis-addrs", "127.0.0.1:2"}, []string{"--store redis"}},
+		"TLS key without cert":   {[]string{"--manifests", "m", "--grpc-tls-key-file", "k"}, []string{"--grpc-tls-cert-file and --grpc-tls-key-file go together"}},
 		"unknown store":          {[]string{"--manifests", "m", "--store", "etcd"}, []string{`--store "etcd"`, "memory or redis"}},
 		"grace above a minute":   {[]string{"--manifests", "m", "--refresh-grace", "2m"}, []string{"--refresh-grace", "2m0s", "between 0s and 1m"}},
 		"negative cache size":    {[]string{"--manifests", "m", "--cache-size", "-1"}, []string{"--cache-size -1", "must not be negative"}},
