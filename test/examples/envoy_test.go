@@ -40,9 +40,13 @@ func TestEnvoyBootstraps(t *testing.T) {
 			if err := b.ValidateAll(); err != nil {
 				t.Fatalf("Envoy's validation rules refuse it: %v", err)
 			}
-			// The ext_authz filter must fail closed and come before the router.
+			// The ext_authz filter must fail closed.
 			if !strings.Contains(string(js), `"failure_mode_allow":false`) {
 				t.Error("the example does not set failure_mode_allow: false")
+			}
+			// The gRPC example names policies per virtual host and per route.
+			if strings.Contains(f, "grpc") && strings.Count(string(js), `"context_extensions":{"policy":`) < 2 {
+				t.Error("the gRPC example does not name a policy per route in context_extensions")
 			}
 		})
 	}
