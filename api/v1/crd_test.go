@@ -7,6 +7,8 @@ import (
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"sigs.k8s.io/yaml"
+
+	authgatev1 "github.com/authgate/authgate/api/v1"
 )
 
 // TestEveryFieldIsDescribed keeps `kubectl explain authpolicy.spec...` useful: every field of the
@@ -46,5 +48,22 @@ func TestEveryFieldIsDescribed(t *testing.T) {
 	}
 	if fields < 50 {
 		t.Fatalf("walked only %d fields: is the schema there?", fields)
+	}
+}
+
+func TestSecretNames(t *testing.T) {
+	spec := authgatev1.AuthPolicySpec{
+		JWT:   &authgatev1.JWTConfig{SigningKeySecretRef: &authgatev1.SecretReference{Name: "keys"}},
+		Login: &authgatev1.LoginConfig{UsersSecretRef: &authgatev1.SecretReference{Name: "users"}},
+	}
+	if got := spec.SecretNames(); len(got) != 2 || got[0] != "keys" || got[1] != "users" {
+		t.Errorf("SecretNames = %v, want [keys users]", got)
+	}
+	spec.Login.UsersSecretRef.Name = "keys"
+	if got := spec.SecretNames(); len(got) != 1 {
+		t.Errorf("SecretNames = %v, want one name for one Secret", got)
+	}
+	if got := (&authgatev1.AuthPolicySpec{}).SecretNames(); len(got) != 0 {
+		t.Errorf("SecretNames of an empty spec = %v", got)
 	}
 }

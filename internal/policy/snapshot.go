@@ -96,13 +96,3 @@ func (s *Snapshot) Route(host, method, path string) (*Policy, *Rule, bool) {
 	}
 	return nil, nil, false
 }
-
-// ClaimsHost reports whether any policy claims host, exactly or by wildcard. A host that is claimed
-// but whose path matches no rule is denied, not passed on to a catch-all.
-func (s *Snapshot) ClaimsHost(host string) bool {
-	if len(s.exact[host]) > 0 {
-		return true
-	}
-	_, domain, ok := strings.Cut(host, ".")
-	return ok && len(s.wildcard[domain]) > 0
-}
