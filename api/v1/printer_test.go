@@ -33,7 +33,7 @@ func TestPrinterColumns(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cfg := rest.CopyConfig(restConfig)
+	cfg := rest.CopyConfig(env.Config)
 	cfg.GroupVersion = &authgatev1.GroupVersion
 	cfg.APIPath = "/apis"
 	cfg.NegotiatedSerializer = scheme.Codecs.WithoutConversion()

@@ -10,79 +10,30 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	authgatev1 "github.com/authgate/authgate/api/v1"
 	"github.com/authgate/authgate/internal/fixture"
 	"github.com/authgate/authgate/internal/source"
+	"github.com/authgate/authgate/internal/testenv"
 )
 
-// k8s is a client of the real API server that TestMain starts with the AuthPolicy CRD installed;
-// restConfig is its configuration.
+// env is the real API server that TestMain starts with the AuthPolicy CRD installed; k8s is its
+// client.
 var (
-	k8s        client.Client
-	restConfig *rest.Config
+	env *testenv.Env
+	k8s client.Client
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(runWithAPIServer(m))
+	os.Exit(testenv.Main(m, &env, func(e *testenv.Env) { k8s = e.Client }))
 }
 
-func runWithAPIServer(m *testing.M) int {
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		fmt.Fprintln(os.Stderr, "KUBEBUILDER_ASSETS is not set: run the tests with `make test`, or export KUBEBUILDER_ASSETS=$(make -s envtest)")
-		return 1
-	}
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		BinaryAssetsDirectory: assets,
-	}
-	cfg, err := env.Start()
-	restConfig = cfg
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "Starting kube-apiserver and etcd from %s: %v\n", assets, err)
-		return 1
-	}
-	defer func() {
-		if err := env.Stop(); err != nil {
-			fmt.Fprintf(os.Stderr, "Stopping the API server: %v\n", err)
-		}
-	}()
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		panic(err)
-	}
-	if err := authgatev1.AddToScheme(scheme); err != nil {
-		panic(err)
-	}
-	k8s, err = client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "Creating a client: %v\n", err)
-		return 1
-	}
-	return m.Run()
-}
-
-// namespace creates a namespace of its own for one test.
-func namespace(t *testing.T) string {
-	t.Helper()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "crd-"}}
-	if err := k8s.Create(context.Background(), ns); err != nil {
-		t.Fatalf("creating a namespace: %v", err)
-	}
-	return ns.Name
-}
+func namespace(t *testing.T) string { return env.Namespace(t, "crd") }
 
 func TestValidPolicyIsAcceptedWithDefaults(t *testing.T) {
 	ctx := context.Background()

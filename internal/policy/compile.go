@@ -59,6 +59,15 @@ func (e *CompileError) MissingSecrets() bool {
 // paths and hosts that can match. On failure it returns a *CompileError listing every problem.
 // Compile does not modify p and has no side effects.
 func Compile(p *authgatev1.AuthPolicy, secrets Secrets) (*Policy, error) {
+	c := newCompiler(p, secrets)
+	c.compile()
+	if len(c.invalid) > 0 || len(c.unresolved) > 0 {
+		return nil, &CompileError{Invalid: c.invalid, Unresolved: c.unresolved}
+	}
+	return c.out, nil
+}
+
+func newCompiler(p *authgatev1.AuthPolicy, secrets Secrets) *compiler {
 	spec := p.Spec.DeepCopy()
 	spec.Default()
 	c := &compiler{
@@ -72,17 +81,16 @@ func Compile(p *authgatev1.AuthPolicy, secrets Secrets) (*Policy, error) {
 		},
 		secrets: secrets,
 	}
-	c.compile()
-	if len(c.invalid) > 0 || len(c.unresolved) > 0 {
-		return nil, &CompileError{Invalid: c.invalid, Unresolved: c.unresolved}
-	}
-	return c.out, nil
+	return c
 }
 
 type compiler struct {
-	ref        Ref
-	spec       *authgatev1.AuthPolicySpec
-	secrets    Secrets
+	ref     Ref
+	spec    *authgatev1.AuthPolicySpec
+	secrets Secrets
+	// specOnly skips referenced Secrets without recording them as unresolved: ClaimsOf needs only
+	// what the spec says.
+	specOnly   bool
 	out        *Policy
 	invalid    field.ErrorList
 	unresolved field.ErrorList
@@ -413,6 +421,9 @@ func (c *compiler) secret(path *field.Path, ref *authgatev1.SecretReference) (ma
 		return nil, false
 	}
 	data, ok := c.secrets[ref.Name]
+	if c.specOnly {
+		return nil, false
+	}
 	if !ok {
 		c.unresolved = append(c.unresolved, field.NotFound(path, fmt.Sprintf("Secret %s/%s", c.ref.Namespace, ref.Name)))
 		return nil, false

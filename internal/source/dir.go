@@ -55,6 +55,16 @@ func (l *Loader) Load() (snap *policy.Snapshot, warnings []string, err error) {
 		}
 		compiled = append(compiled, c)
 	}
+	claims := make([]*policy.Claims, len(compiled))
+	for i, c := range compiled {
+		claims[i] = c.Claims()
+	}
+	conflicts := policy.Conflicts(claims)
+	for _, p := range m.Policies {
+		if conflict, ok := conflicts[policy.Ref{Namespace: p.Namespace, Name: p.Name}]; ok {
+			errs = append(errs, fmt.Errorf("%s: AuthPolicy %s/%s: conflicted: %s", m.File(p), p.Namespace, p.Name, conflict))
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, warnings, err
 	}

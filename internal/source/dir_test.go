@@ -56,6 +56,27 @@ func TestLoadDir(t *testing.T) {
 	}
 }
 
+// TestLoadDirRefusesConflicts: in a folder every policy has the same creation time, so name order
+// decides which of two policies claiming one route is older, and the newer one fails the load as
+// the operator would mark it Conflicted.
+func TestLoadDirRefusesConflicts(t *testing.T) {
+	dir := copySamples(t)
+	b, err := os.ReadFile(filepath.Join(dir, "authgate_v1_authpolicy_status.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	twin := strings.Replace(string(b), "name: status", "name: status-twin", 1)
+	if err := os.WriteFile(filepath.Join(dir, "twin.yaml"), []byte(twin), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = (&Loader{Dir: dir, DefaultNamespace: "default"}).Load()
+	for _, want := range []string{"twin.yaml: AuthPolicy default/status-twin: conflicted: AuthPolicy default/status, which is older, already claims host"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not name %q", err, want)
+		}
+	}
+}
+
 func TestWatchDirReloadsAndKeepsTheLastGoodSnapshot(t *testing.T) {
 	dir := copySamples(t)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -1,0 +1,108 @@
+// Package testenv starts the real kube-apiserver and etcd that `make test` builds (hack/envtest.sh
+// exports their folder as KUBEBUILDER_ASSETS), with authgate's CRDs installed, for the tests of
+// packages that talk to Kubernetes. It is for tests only; nothing in a binary imports it.
+package testenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	authgatev1 "github.com/authgate/authgate/api/v1"
+)
+
+// Env is a running API server.
+type Env struct {
+	// Config reaches the API server as an administrator.
+	Config *rest.Config
+	// Client is a client of it that knows core types and AuthPolicy.
+	Client client.Client
+	// Scheme holds client-go's types and authgate's.
+	Scheme *k8sruntime.Scheme
+	env    *envtest.Environment
+}
+
+// Scheme returns a scheme with client-go's types and authgate's.
+func Scheme() *k8sruntime.Scheme {
+	s := k8sruntime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	if err := authgatev1.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// Start starts kube-apiserver and etcd from KUBEBUILDER_ASSETS with the CRDs of config/crd/bases.
+// A missing KUBEBUILDER_ASSETS is an error that says how to run the tests: they never skip.
+func Start() (*Env, error) {
+	assets := os.Getenv("KUBEBUILDER_ASSETS")
+	if assets == "" {
+		return nil, errors.New("KUBEBUILDER_ASSETS is not set: run the tests with `make test`, or export KUBEBUILDER_ASSETS=$(make -s envtest)")
+	}
+	_, file, _, _ := runtime.Caller(0)
+	env := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join(filepath.Dir(file), "..", "..", "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+		BinaryAssetsDirectory: assets,
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		return nil, fmt.Errorf("starting kube-apiserver and etcd from %s: %w", assets, err)
+	}
+	// Tests create objects in bursts; client-side throttling would only measure itself.
+	cfg.QPS, cfg.Burst = 1000, 2000
+	scheme := Scheme()
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		_ = env.Stop()
+		return nil, fmt.Errorf("creating a client: %w", err)
+	}
+	return &Env{Config: cfg, Client: c, Scheme: scheme, env: env}, nil
+}
+
+// Stop stops the API server and etcd.
+func (e *Env) Stop() error { return e.env.Stop() }
+
+// Main starts an API server, runs the package's tests and stops it; TestMain calls it as
+// os.Exit(testenv.Main(m, &env)). Each of then runs once the server is up, before the tests.
+func Main(m *testing.M, env **Env, then ...func(*Env)) int {
+	e, err := Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	*env = e
+	for _, f := range then {
+		f(e)
+	}
+	defer func() {
+		if err := e.Stop(); err != nil {
+			fmt.Fprintf(os.Stderr, "Stopping the API server: %v\n", err)
+		}
+	}()
+	return m.Run()
+}
+
+// Namespace creates a namespace of its own for one test, named after prefix.
+func (e *Env) Namespace(t testing.TB, prefix string) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"}}
+	if err := e.Client.Create(context.Background(), ns); err != nil {
+		t.Fatalf("creating a namespace: %v", err)
+	}
+	return ns.Name
+}
