@@ -11,6 +11,10 @@ const (
 	// ConditionReady is True when Accepted and ResolvedRefs are both True, so the webhook enforces the
 	// policy as written.
 	ConditionReady = "Ready"
+	// ConditionIngressesWired is True when every Ingress in the policy's namespace annotated with
+	// authgate.dev/policy naming it carries the auth annotations the operator manages. It does not
+	// feed Ready: Ready is about the webhook, this is about how Ingresses reach it.
+	ConditionIngressesWired = "IngressesWired"
 )
 
 // Reasons for the Accepted condition.
@@ -46,10 +50,28 @@ const (
 	ReasonRefsNotResolved = "RefsNotResolved"
 )
 
+// Reasons for the IngressesWired condition.
+const (
+	// ReasonWired: every Ingress that names the policy is wired (or none names it).
+	ReasonWired = "Wired"
+	// ReasonAnnotationConflict: an Ingress that names the policy already has an auth annotation that
+	// a person set; the operator leaves it alone. The message names the Ingress and the annotation.
+	ReasonAnnotationConflict = "AnnotationConflict"
+)
+
 // Annotations and Secret keys that are part of the API.
 const (
 	// PolicyAnnotation on an Ingress names the AuthPolicy (same namespace) that guards it.
 	PolicyAnnotation = "authgate.dev/policy"
+	// ManagedAnnotationsAnnotation on an Ingress lists, comma-separated, the annotations the operator
+	// set, so that it removes exactly those when the policy annotation or the policy goes away.
+	ManagedAnnotationsAnnotation = "authgate.dev/managed-annotations"
+	// ManagedByLabel marks a signing-key Secret the operator created ("app.kubernetes.io/managed-by"
+	// set to ManagedByValue); with its owner reference to the policy, it is what lets the operator
+	// rotate the Secret. A Secret without both is a user's and is never modified.
+	ManagedByLabel = "app.kubernetes.io/managed-by"
+	// ManagedByValue is the value of ManagedByLabel on Secrets the operator created.
+	ManagedByValue = "authgate-operator"
 
 	// UsersSecretKey is the key of the users Secret that lists users, in YAML.
 	UsersSecretKey = "users.yaml"
