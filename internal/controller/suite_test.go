@@ -1,0 +1,91 @@
+package controller_test
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/authgate/authgate/internal/controller"
+	"github.com/authgate/authgate/internal/testenv"
+)
+
+// env is the real API server every test of the package shares; each test works in a namespace of
+// its own, with a manager of its own that watches only that namespace.
+var env *testenv.Env
+
+func TestMain(m *testing.M) {
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapLevel())))
+	os.Exit(testenv.Main(m, &env))
+}
+
+// startManager starts a manager whose cache sees only namespace ns, with the package's indexes and
+// whatever setup adds, and stops it when the test ends.
+func startManager(t testing.TB, ns string, setup func(ctrl.Manager) error) ctrl.Manager {
+	t.Helper()
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+		Scheme:                 env.Scheme,
+		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{ns: {}}},
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		// Each test starts the same controllers again in one process.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	if err != nil {
+		t.Fatalf("creating a manager: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := controller.SetupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
+		t.Fatal(err)
+	}
+	if err := setup(mgr); err != nil {
+		t.Fatalf("setting up the reconcilers: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("manager stopped: %v", err)
+		}
+	})
+	syncCtx, syncCancel := context.WithTimeout(ctx, 30*time.Second)
+	defer syncCancel()
+	if !mgr.GetCache().WaitForCacheSync(syncCtx) {
+		t.Fatal("the manager's cache did not sync")
+	}
+	return mgr
+}
+
+// eventually polls cond every 20ms until it returns "" or timeout passes, then fails the test with
+// the last message cond returned.
+func eventually(t testing.TB, timeout time.Duration, cond func() string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		msg := cond()
+		if msg == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %s", timeout, msg)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// zapLevel keeps controller-runtime quiet unless AUTHGATE_TEST_LOG is set.
+func zapLevel() zapcore.Level {
+	if os.Getenv("AUTHGATE_TEST_LOG") != "" {
+		return -1
+	}
+	return 2
+}
