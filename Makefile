@@ -33,8 +33,10 @@ generate: ## Write zz_generated.deepcopy.go.
 	$(CONTROLLER_GEN) object paths=./api/...
 
 .PHONY: manifests
-manifests: ## Write the CRDs into config/crd/bases and docs/policy-reference.md.
+manifests: ## Write the CRDs (config/crd/bases), RBAC from markers (config/rbac) and docs/policy-reference.md.
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
+	$(CONTROLLER_GEN) rbac:roleName=authgate-operator paths=./internal/controller/... paths=./internal/operator/... output:rbac:artifacts:config=config/rbac/operator
+	$(CONTROLLER_GEN) rbac:roleName=authgate-webhook paths=./internal/source/... output:rbac:artifacts:config=config/rbac/webhook
 	$(GO) run ./hack/crddoc -crd config/crd/bases/authgate.dev_authpolicies.yaml -header hack/crddoc/header.md -out docs/policy-reference.md
 
 .PHONY: verify

@@ -15,6 +15,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/authgate/authgate/internal/controller"
+	"github.com/authgate/authgate/internal/source"
 	"github.com/authgate/authgate/internal/testenv"
 )
 
@@ -31,9 +32,19 @@ func TestMain(m *testing.M) {
 // whatever setup adds, and stops it when the test ends.
 func startManager(t testing.TB, ns string, setup func(ctrl.Manager) error) ctrl.Manager {
 	t.Helper()
+	return startManagerFor(t, []string{ns}, setup)
+}
+
+// startManagerFor is startManager for several namespaces.
+func startManagerFor(t testing.TB, namespaces []string, setup func(ctrl.Manager) error) ctrl.Manager {
+	t.Helper()
+	defaults := map[string]cache.Config{}
+	for _, ns := range namespaces {
+		defaults[ns] = cache.Config{}
+	}
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:                 env.Scheme,
-		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{ns: {}}},
+		Cache:                  cache.Options{DefaultNamespaces: defaults},
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		// Each test starts the same controllers again in one process.
@@ -88,4 +99,10 @@ func zapLevel() zapcore.Level {
 		return -1
 	}
 	return 2
+}
+
+// newSecretReader reads Secrets as the operator does: metadata from the manager's cache, data from
+// the API server.
+func newSecretReader(mgr ctrl.Manager) *source.SecretReader {
+	return source.NewSecretReader(mgr.GetCache(), mgr.GetAPIReader())
 }

@@ -5,6 +5,7 @@
 package signingkey
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -69,4 +70,26 @@ func Generate(alg authgatev1.Algorithm, now time.Time) (kid string, data map[str
 	}
 	data[kid+authgatev1.SigningKeyPrivateSuffix] = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
 	return kid, data, nil
+}
+
+// PublicPEM returns the PEM public key ("PUBLIC KEY", PKIX) of a PEM PKCS#8 private key that
+// Generate made: what a rotated-out key leaves behind so that the tokens it signed still verify.
+func PublicPEM(privatePEM []byte) ([]byte, error) {
+	block, _ := pem.Decode(privatePEM)
+	if block == nil || block.Type != "PRIVATE KEY" {
+		return nil, fmt.Errorf("not a PEM PRIVATE KEY block")
+	}
+	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("parsing a private key: %w", err)
+	}
+	signer, ok := key.(interface{ Public() crypto.PublicKey })
+	if !ok {
+		return nil, fmt.Errorf("a %T has no public key", key)
+	}
+	der, err := x509.MarshalPKIXPublicKey(signer.Public())
+	if err != nil {
+		return nil, fmt.Errorf("encoding a public key: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), nil
 }

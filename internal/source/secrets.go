@@ -64,9 +64,19 @@ func (r *SecretReader) Read(ctx context.Context, p *authgatev1.AuthPolicy) (poli
 	return out, nil
 }
 
-func (r *SecretReader) get(ctx context.Context, nn types.NamespacedName) (map[string][]byte, bool, error) {
+// Metadata returns a Secret's metadata (labels, annotations, owners, resourceVersion) from the
+// cache: what the operator needs to tell its own Secrets from a user's without reading their data.
+func (r *SecretReader) Metadata(ctx context.Context, nn types.NamespacedName) (*metav1.PartialObjectMetadata, error) {
 	meta := secretMeta()
-	if err := r.meta.Get(ctx, nn, meta); apierrors.IsNotFound(err) {
+	if err := r.meta.Get(ctx, nn, meta); err != nil {
+		return nil, err
+	}
+	return meta, nil
+}
+
+func (r *SecretReader) get(ctx context.Context, nn types.NamespacedName) (map[string][]byte, bool, error) {
+	meta, err := r.Metadata(ctx, nn)
+	if apierrors.IsNotFound(err) {
 		r.forget(nn)
 		return nil, false, nil
 	} else if err != nil {

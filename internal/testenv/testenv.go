@@ -10,15 +10,18 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
 
 	authgatev1 "github.com/authgate/authgate/api/v1"
 )
@@ -105,4 +108,77 @@ func (e *Env) Namespace(t testing.TB, prefix string) string {
 		t.Fatalf("creating a namespace: %v", err)
 	}
 	return ns.Name
+}
+
+// UserWithRoles returns the configuration of a new user who holds exactly the roles in roleFile (a
+// file of ClusterRoles and Roles that `make manifests` generates from RBAC markers; a Role's
+// namespace becomes ns). Tests that run a component as this user prove its generated RBAC is
+// enough, since the API server authorizes with RBAC.
+func (e *Env) UserWithRoles(t testing.TB, user, ns, roleFile string) *rest.Config {
+	t.Helper()
+	ctx := context.Background()
+	raw, err := os.ReadFile(roleFile)
+	if err != nil {
+		t.Fatalf("reading %s: %v", roleFile, err)
+	}
+	subject := []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}}
+	for i, doc := range strings.Split(string(raw), "\n---\n") {
+		if strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(doc), "---")) == "" {
+			continue
+		}
+		var kind struct{ Kind string }
+		if err := yaml.Unmarshal([]byte(doc), &kind); err != nil {
+			t.Fatalf("%s: document %d: %v", roleFile, i, err)
+		}
+		switch kind.Kind {
+		case "ClusterRole":
+			role := &rbacv1.ClusterRole{}
+			if err := yaml.UnmarshalStrict([]byte(doc), role); err != nil {
+				t.Fatalf("%s: document %d: %v", roleFile, i, err)
+			}
+			role.Name = user + "-" + role.Name
+			binding := &rbacv1.ClusterRoleBinding{
+				ObjectMeta: metav1.ObjectMeta{Name: role.Name},
+				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+				Subjects:   subject,
+			}
+			e.create(t, ctx, role, binding)
+		case "Role":
+			role := &rbacv1.Role{}
+			if err := yaml.UnmarshalStrict([]byte(doc), role); err != nil {
+				t.Fatalf("%s: document %d: %v", roleFile, i, err)
+			}
+			role.Namespace = ns
+			binding := &rbacv1.RoleBinding{
+				ObjectMeta: metav1.ObjectMeta{Name: role.Name, Namespace: ns},
+				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
+				Subjects:   subject,
+			}
+			e.create(t, ctx, role, binding)
+		default:
+			t.Fatalf("%s: document %d is a %q, not a ClusterRole or Role", roleFile, i, kind.Kind)
+		}
+	}
+	u, err := e.env.AddUser(envtest.User{Name: user}, e.Config)
+	if err != nil {
+		t.Fatalf("adding user %s: %v", user, err)
+	}
+	cfg := rest.CopyConfig(u.Config())
+	cfg.QPS, cfg.Burst = e.Config.QPS, e.Config.Burst
+	return cfg
+}
+
+func (e *Env) create(t testing.TB, ctx context.Context, objs ...client.Object) {
+	t.Helper()
+	for _, o := range objs {
+		if err := e.Client.Create(ctx, o); err != nil {
+			t.Fatalf("creating %T %s: %v", o, o.GetName(), err)
+		}
+	}
+}
+
+// RoleFile returns the path of a file under config/rbac, such as "operator/role.yaml".
+func RoleFile(name string) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "config", "rbac", name)
 }
