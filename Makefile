@@ -57,8 +57,9 @@ envtest: ## Build kube-apiserver and etcd from Go modules (once) and print their
 	@hack/envtest.sh
 
 .PHONY: test
-test: deps ## Run every test: unit, fuzz seeds, and the CRD against a real kube-apiserver.
+test: deps ## Run every test (real kube-apiserver, Redis, nginx, Chromium) and the 1000-policy benchmark once.
 	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" $(GO) test -count=1 $(TEST_FLAGS) ./...
+	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" $(GO) test -count=1 -run '^$$' -bench ThousandPoliciesReady -benchtime 1x ./internal/controller/
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 30s).

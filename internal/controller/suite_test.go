@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"go.uber.org/zap/zapcore"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -38,11 +39,17 @@ func startManager(t testing.TB, ns string, setup func(ctrl.Manager) error) ctrl.
 // startManagerFor is startManager for several namespaces.
 func startManagerFor(t testing.TB, namespaces []string, setup func(ctrl.Manager) error) ctrl.Manager {
 	t.Helper()
+	return startManagerWithConfig(t, env.Config, namespaces, setup)
+}
+
+// startManagerWithConfig is startManagerFor with a client configuration of its own.
+func startManagerWithConfig(t testing.TB, cfg *rest.Config, namespaces []string, setup func(ctrl.Manager) error) ctrl.Manager {
+	t.Helper()
 	defaults := map[string]cache.Config{}
 	for _, ns := range namespaces {
 		defaults[ns] = cache.Config{}
 	}
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 env.Scheme,
 		Cache:                  cache.Options{DefaultNamespaces: defaults},
 		Metrics:                metricsserver.Options{BindAddress: "0"},

@@ -34,6 +34,15 @@ import (
 	"github.com/authgate/authgate/internal/controller"
 )
 
+// Defaults of the flags that decide how fast the operator works through a burst of policies: at
+// these, 1000 new policies are all Ready within seconds (BenchmarkThousandPoliciesReady in
+// internal/controller). Every status is one PATCH, so the request rate is what bounds a burst.
+const (
+	DefaultKubeAPIQPS   = 200
+	DefaultKubeAPIBurst = 400
+	DefaultWorkers      = 4
+)
+
 // Options are the operator's flags.
 type Options struct {
 	// Kubeconfig is a kubeconfig file; empty: KUBECONFIG, then the in-cluster configuration.
@@ -86,8 +95,8 @@ func ParseFlags(args []string, output io.Writer) (Options, error) {
 	var o Options
 	var qps float64
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, then the in-cluster service account)")
-	fs.Float64Var(&qps, "kube-api-qps", 50, "requests per second to the API server")
-	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", 100, "burst of requests to the API server")
+	fs.Float64Var(&qps, "kube-api-qps", DefaultKubeAPIQPS, "requests per second to the API server")
+	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", DefaultKubeAPIBurst, "burst of requests to the API server")
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", ":9090", "address for /metrics (\"0\": off)")
 	fs.StringVar(&o.HealthAddr, "health-addr", ":8081", "address for /healthz and /readyz (\"0\": off)")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", true, "elect one active replica through a Lease")
@@ -95,7 +104,7 @@ func ParseFlags(args []string, output io.Writer) (Options, error) {
 	fs.StringVar(&o.LeaderElectionID, "leader-election-id", "authgate-operator.authgate.dev", "name of the Lease")
 	fs.StringVar(&o.Wiring.WebhookURL, "webhook-url", "", "base URL of the webhook Service that Ingresses send checks to, e.g. http://authgate-webhook.authgate.svc:8080 (required)")
 	fs.StringVar(&o.Wiring.LoginURL, "login-url", "", "login page for policies that name none in spec.login.url, e.g. https://auth.example.com/auth/login")
-	fs.IntVar(&o.Workers, "workers", 4, "policies reconciled at once")
+	fs.IntVar(&o.Workers, "workers", DefaultWorkers, "policies reconciled at once")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long reconciles in progress may take after SIGTERM")
 	fs.BoolVar(&o.LogDevelopment, "log-development", false, "human-readable logs")
 	if err := fs.Parse(args); err != nil {
