@@ -18,10 +18,7 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
-	k8sruntime "k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -30,8 +27,8 @@ import (
 	ctrlzap "sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	authgatev1 "github.com/authgate/authgate/api/v1"
 	"github.com/authgate/authgate/internal/controller"
+	"github.com/authgate/authgate/internal/kube"
 )
 
 // Defaults of the flags that decide how fast the operator works through a burst of policies: at
@@ -144,18 +141,14 @@ func Run(ctx context.Context, o Options) error {
 	cfg := o.RestConfig
 	if cfg == nil {
 		var err error
-		if cfg, err = restConfig(o.Kubeconfig); err != nil {
+		if cfg, err = kube.Config(o.Kubeconfig); err != nil {
 			return err
 		}
-	}
-	scheme := k8sruntime.NewScheme()
-	if err := errors.Join(clientgoscheme.AddToScheme(scheme), authgatev1.AddToScheme(scheme)); err != nil {
-		return fmt.Errorf("building the scheme: %w", err)
 	}
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = o.KubeAPIQPS, o.KubeAPIBurst
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme: scheme,
+		Scheme: kube.Scheme(),
 		Logger: log,
 		// Secret data is read per Secret, when its resourceVersion changes, and never cached
 		// whole: a Get of a full Secret goes to the API server.
@@ -205,21 +198,4 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("running the controller manager: %w", err)
 	}
 	return nil
-}
-
-// restConfig loads the API server configuration: the kubeconfig named, else $KUBECONFIG, else the
-// in-cluster service account.
-func restConfig(kubeconfig string) (*rest.Config, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = kubeconfig
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
-	if err != nil {
-		if kubeconfig == "" {
-			if in, inErr := rest.InClusterConfig(); inErr == nil {
-				return in, nil
-			}
-		}
-		return nil, fmt.Errorf("loading the Kubernetes client configuration: %w", err)
-	}
-	return cfg, nil
 }

@@ -12,18 +12,19 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
-	authgatev1 "github.com/authgate/authgate/api/v1"
+	"github.com/authgate/authgate/internal/kube"
 )
 
 // Env is a running API server.
@@ -35,18 +36,6 @@ type Env struct {
 	// Scheme holds client-go's types and authgate's.
 	Scheme *k8sruntime.Scheme
 	env    *envtest.Environment
-}
-
-// Scheme returns a scheme with client-go's types and authgate's.
-func Scheme() *k8sruntime.Scheme {
-	s := k8sruntime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	if err := authgatev1.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	return s
 }
 
 // Start starts kube-apiserver and etcd from KUBEBUILDER_ASSETS with the CRDs of config/crd/bases.
@@ -68,7 +57,7 @@ func Start() (*Env, error) {
 	}
 	// Tests create objects in bursts; client-side throttling would only measure itself.
 	cfg.QPS, cfg.Burst = 1000, 2000
-	scheme := Scheme()
+	scheme := kube.Scheme()
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		_ = env.Stop()
@@ -122,6 +111,7 @@ func (e *Env) UserWithRoles(t testing.TB, user, ns, roleFile string) *rest.Confi
 		t.Fatalf("reading %s: %v", roleFile, err)
 	}
 	subject := []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}}
+	var probe *authorizationv1.ResourceAttributes // one thing the roles allow, to wait for
 	for i, doc := range strings.Split(string(raw), "\n---\n") {
 		if strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(doc), "---")) == "" {
 			continue
@@ -137,6 +127,7 @@ func (e *Env) UserWithRoles(t testing.TB, user, ns, roleFile string) *rest.Confi
 				t.Fatalf("%s: document %d: %v", roleFile, i, err)
 			}
 			role.Name = user + "-" + role.Name
+			probe = firstRule(probe, role.Rules, "")
 			binding := &rbacv1.ClusterRoleBinding{
 				ObjectMeta: metav1.ObjectMeta{Name: role.Name},
 				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
@@ -149,6 +140,7 @@ func (e *Env) UserWithRoles(t testing.TB, user, ns, roleFile string) *rest.Confi
 				t.Fatalf("%s: document %d: %v", roleFile, i, err)
 			}
 			role.Namespace = ns
+			probe = firstRule(probe, role.Rules, ns)
 			binding := &rbacv1.RoleBinding{
 				ObjectMeta: metav1.ObjectMeta{Name: role.Name, Namespace: ns},
 				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
@@ -157,6 +149,23 @@ func (e *Env) UserWithRoles(t testing.TB, user, ns, roleFile string) *rest.Confi
 			e.create(t, ctx, role, binding)
 		default:
 			t.Fatalf("%s: document %d is a %q, not a ClusterRole or Role", roleFile, i, kind.Kind)
+		}
+	}
+	// The API server's authorizer learns of new bindings from an informer, a moment later.
+	if probe != nil {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			review := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{User: user, ResourceAttributes: probe}}
+			if err := e.Client.Create(ctx, review); err != nil {
+				t.Fatalf("reviewing the access of %s: %v", user, err)
+			}
+			if review.Status.Allowed {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the roles of %s are not in force after 30s", user)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	}
 	u, err := e.env.AddUser(envtest.User{Name: user}, e.Config)
@@ -175,6 +184,15 @@ func (e *Env) create(t testing.TB, ctx context.Context, objs ...client.Object) {
 			t.Fatalf("creating %T %s: %v", o, o.GetName(), err)
 		}
 	}
+}
+
+// firstRule returns have, or else the first resource the rules grant, as an access review asks it.
+func firstRule(have *authorizationv1.ResourceAttributes, rules []rbacv1.PolicyRule, ns string) *authorizationv1.ResourceAttributes {
+	if have != nil || len(rules) == 0 || len(rules[0].APIGroups) == 0 || len(rules[0].Resources) == 0 || len(rules[0].Verbs) == 0 {
+		return have
+	}
+	r := rules[0]
+	return &authorizationv1.ResourceAttributes{Namespace: ns, Group: r.APIGroups[0], Resource: r.Resources[0], Verb: r.Verbs[0]}
 }
 
 // RoleFile returns the path of a file under config/rbac, such as "operator/role.yaml".

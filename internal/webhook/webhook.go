@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -27,9 +28,12 @@ import (
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"k8s.io/client-go/rest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	ctrlzap "sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/authgate/authgate/internal/authz"
+	"github.com/authgate/authgate/internal/kube"
 	"github.com/authgate/authgate/internal/login"
 	"github.com/authgate/authgate/internal/policy"
 	"github.com/authgate/authgate/internal/proxy/envoygrpc"
@@ -51,8 +55,16 @@ type Options struct {
 	// kubernetes.io/tls Secret's tls.crt and tls.key); both empty serve plaintext.
 	GRPCCertFile, GRPCKeyFile string
 	MetricsAddr               string
-	Manifests                 string
-	DefaultNamespace          string
+	// Manifests is a folder of manifests (standalone mode). Empty: cluster mode, where policies
+	// and their Secrets come from the API server.
+	Manifests        string
+	DefaultNamespace string
+	// Kubeconfig is the kubeconfig file of cluster mode. Empty: $KUBECONFIG, else the pod's
+	// service account.
+	Kubeconfig string
+	// RestConfig, when set, reaches the API server in cluster mode instead of Kubeconfig. It is
+	// not a flag: tests and embedders set it.
+	RestConfig *rest.Config
 	// Store is "memory" (one replica) or "redis" (shared by every replica, configured by Redis).
 	Store string
 	Redis store.RedisConfig
@@ -90,6 +102,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := ctrlzap.New(ctrlzap.WriteTo(stderr), ctrlzap.UseDevMode(opts.LogDevelopment))
+	// The cluster source's informers log through controller-runtime's logger.
+	ctrllog.SetLogger(log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := Run(logr.NewContext(ctx, log), opts); err != nil {
@@ -109,7 +123,8 @@ func ParseFlags(args []string, output io.Writer) (Options, error) {
 	fs.StringVar(&o.GRPCCertFile, "grpc-tls-cert-file", "", "PEM certificate for gRPC over TLS (with --grpc-tls-key-file; e.g. a mounted Secret's tls.crt)")
 	fs.StringVar(&o.GRPCKeyFile, "grpc-tls-key-file", "", "PEM private key for gRPC over TLS")
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", ":9090", "address for /metrics (empty: off)")
-	fs.StringVar(&o.Manifests, "manifests", "", "standalone mode: a folder of AuthPolicy and Secret manifests, reloaded on change")
+	fs.StringVar(&o.Manifests, "manifests", "", "standalone mode: a folder of AuthPolicy and Secret manifests, reloaded on change (empty: read them from the cluster)")
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "cluster mode: kubeconfig file of the API server (empty: $KUBECONFIG, else the pod's service account)")
 	fs.StringVar(&o.DefaultNamespace, "default-namespace", "default", "namespace of manifests that name none")
 	fs.StringVar(&o.Store, "store", "memory", "session store: memory (one replica) or redis (shared by replicas)")
 	// Redis settings start from the AUTHGATE_REDIS_* environment (the only place for passwords) and
@@ -142,8 +157,8 @@ func ParseFlags(args []string, output io.Writer) (Options, error) {
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q (the only subcommand is hash-password)", fs.Args())
 	}
-	if o.Manifests == "" {
-		return o, errors.New("--manifests is required: the in-cluster policy source arrives with the operator")
+	if o.Manifests != "" && o.Kubeconfig != "" {
+		return o, errors.New("--manifests and --kubeconfig exclude each other: policies come from a folder or from a cluster")
 	}
 	o.Redis.Addrs = nil
 	for _, a := range strings.Split(redisAddrs, ",") {
@@ -203,6 +218,19 @@ func hashPassword(stdin io.Reader, stdout io.Writer) error {
 	return err
 }
 
+// clusterConfig finds the API server of cluster mode: Options.RestConfig, else --kubeconfig,
+// $KUBECONFIG or the pod's service account.
+func clusterConfig(o Options) (*rest.Config, error) {
+	if o.RestConfig != nil {
+		return o.RestConfig, nil
+	}
+	cfg, err := kube.Config(o.Kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("%w (for standalone mode, pass --manifests)", err)
+	}
+	return cfg, nil
+}
+
 func secretKey(path string, log logr.Logger) ([]byte, error) {
 	if path == "" {
 		log.Info("No --secret-key-file: using a random key for this process; run one replica only, or share a key file")
@@ -249,13 +277,45 @@ func Run(ctx context.Context, o Options) error {
 	snapshots := &authz.AtomicSnapshot{}
 	engine := authz.NewEngine(snapshots, sessions, verifier)
 
+	// Sources publish from goroutines of their own; once Run returns, the store is closed and
+	// nothing may be published any more.
+	var publishing sync.Mutex
+	stopped := false
+	defer func() {
+		publishing.Lock()
+		stopped = true
+		publishing.Unlock()
+	}()
 	publish := func(next *policy.Snapshot) {
+		publishing.Lock()
+		defer publishing.Unlock()
+		if stopped {
+			return
+		}
 		prev := snapshots.Load()
 		snapshots.Store(next)
 		revokeRemovedUsers(ctx, st, prev, next, time.Now(), log.WithName("users"))
 	}
-	if err := source.WatchDir(ctx, o.Manifests, o.DefaultNamespace, publish, log.WithName("source")); err != nil {
-		return fmt.Errorf("loading policies: %w", err)
+	// watched reports the cluster source's first load: nil once the first snapshot is published,
+	// or why there will be none. It stays nil in standalone mode, which loads before serving.
+	var watched chan error
+	if o.Manifests != "" {
+		if err := source.WatchDir(ctx, o.Manifests, o.DefaultNamespace, publish, log.WithName("source")); err != nil {
+			return fmt.Errorf("loading policies: %w", err)
+		}
+	} else {
+		cfg, err := clusterConfig(o)
+		if err != nil {
+			return err
+		}
+		// Serving starts before the first snapshot, so that /healthz answers while the caches
+		// fill (/readyz and checks wait for it).
+		watchCtx, stopWatching := context.WithCancel(ctx)
+		defer stopWatching()
+		watched = make(chan error, 1)
+		go func() {
+			watched <- source.WatchCluster(watchCtx, cfg, source.ClusterOptions{}, publish, log.WithName("source"))
+		}()
 	}
 	logins, err := login.NewService(login.Config{
 		Snapshots: snapshots, Sessions: sessions, Store: st, Tokens: verifier, Key: key,
@@ -355,17 +415,29 @@ func Run(ctx context.Context, o Options) error {
 		}()
 	}
 	ready.Store(true)
-	select {
-	case <-ctx.Done():
-	case err := <-errs:
-		return err
+	var runErr error
+	for serving := true; serving; {
+		select {
+		case <-ctx.Done():
+			serving = false
+		case err := <-errs:
+			return err
+		case err := <-watched:
+			// Without a first snapshot the webhook would never get ready: stop with the reason,
+			// so that Kubernetes shows it and restarts the pod.
+			watched = nil
+			if err != nil && ctx.Err() == nil {
+				runErr = fmt.Errorf("loading policies from the cluster: %w", err)
+				serving = false
+			}
+		}
 	}
 	// Readiness drops first, so that load balancers stop sending before the listeners close.
 	ready.Store(false)
 	log.Info("Shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), o.ShutdownTimeout)
 	defer cancel()
-	var shutdownErr error
+	shutdownErr := runErr
 	for _, s := range servers {
 		shutdownErr = errors.Join(shutdownErr, s.Shutdown(shutdownCtx))
 	}

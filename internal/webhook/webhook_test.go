@@ -67,13 +67,35 @@ func TestParseFlagsReadsEveryFlag(t *testing.T) {
 	}
 }
 
+// TestParseFlagsClusterMode: without --manifests, policies come from the cluster.
+func TestParseFlagsClusterMode(t *testing.T) {
+	cases := map[string]struct {
+		args       []string
+		kubeconfig string
+	}{
+		"no flags":     {nil, ""},
+		"--kubeconfig": {[]string{"--kubeconfig", "/etc/kube/config"}, "/etc/kube/config"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got, err := webhook.ParseFlags(tc.args, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Manifests != "" || got.Kubeconfig != tc.kubeconfig {
+				t.Errorf("Manifests %q, Kubeconfig %q; want none and %q", got.Manifests, got.Kubeconfig, tc.kubeconfig)
+			}
+		})
+	}
+}
+
 func TestParseFlagsRefuses(t *testing.T) {
 	cases := map[string]struct {
 		args []string
 		// want are substrings of the error.
 		want []string
 	}{
-		"no manifests":           {nil, []string{"--manifests", "required"}},
+		"kubeconfig and folder":  {[]string{"--manifests", "m", "--kubeconfig", "k"}, []string{"--manifests and --kubeconfig exclude each other"}},
 		"redis without a server": {[]string{"--manifests", "m", "--store", "redis"}, []string{"--store redis needs --redis-url or --redis-addrs"}},
 		"redis URL and addrs":    {[]string{"--manifests", "m", "--store", "redis", "--redis-url", "redis://127.0.0.1:1", "--redis-addrs", "127.0.0.1:2"}, []string{"--store redis"}},
 		"TLS key without cert":   {[]string{"--manifests", "m", "--grpc-tls-key-file", "k"}, []string{"--grpc-tls-cert-file and --grpc-tls-key-file go together"}},
