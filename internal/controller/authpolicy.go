@@ -107,6 +107,7 @@ func (r *AuthPolicyReconciler) clock() clock.PassiveClock {
 type observation struct {
 	invalid         error // the spec does not compile
 	conflict        *policy.Conflict
+	accepted        bool            // the spec compiles and claims no route an older policy claims
 	unresolved      field.ErrorList // referenced Secrets missing or wrong
 	missing         bool            // every unresolved Secret is missing (rather than wrong)
 	keyPending      error           // the signing-key Secret could not be created yet
@@ -127,6 +128,8 @@ func (r *AuthPolicyReconciler) observe(ctx context.Context, p *authgatev1.AuthPo
 		return o
 	} else if ok {
 		o.conflict = &conflict
+	} else {
+		o.accepted = true
 	}
 	secrets, err := r.Secrets.Read(ctx, p)
 	if err != nil {
@@ -324,11 +327,12 @@ func (r *AuthPolicyReconciler) setConditions(p *authgatev1.AuthPolicy, o observa
 		set(authgatev1.ConditionAccepted, false, authgatev1.ReasonInvalid, o.invalid.Error())
 	case o.conflict != nil:
 		set(authgatev1.ConditionAccepted, false, authgatev1.ReasonConflicted, o.conflict.String())
-	case o.err != nil && meta.FindStatusCondition(p.Status.Conditions, authgatev1.ConditionAccepted) == nil:
+	case o.accepted:
+		set(authgatev1.ConditionAccepted, true, authgatev1.ReasonAccepted, "The spec compiles and claims no route an older policy claims")
+	case meta.FindStatusCondition(p.Status.Conditions, authgatev1.ConditionAccepted) == nil:
+		// The policies claiming its hosts could not be listed: unknown until the retry.
 		meta.SetStatusCondition(&p.Status.Conditions, metav1.Condition{Type: authgatev1.ConditionAccepted, Status: metav1.ConditionUnknown,
 			Reason: "Pending", Message: truncate(o.err.Error()), ObservedGeneration: p.Generation, LastTransitionTime: now})
-	case o.err == nil:
-		set(authgatev1.ConditionAccepted, true, authgatev1.ReasonAccepted, "The spec compiles and claims no route an older policy claims")
 	}
 	switch {
 	case o.keyPending != nil:

@@ -3,12 +3,15 @@ package controller_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -18,6 +21,7 @@ import (
 	authgatev1 "github.com/authgate/authgate/api/v1"
 	"github.com/authgate/authgate/internal/controller"
 	"github.com/authgate/authgate/internal/fixture"
+	"github.com/authgate/authgate/internal/testenv"
 )
 
 const waitFor = 30 * time.Second
@@ -245,4 +249,77 @@ func TestConflict(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitConditions(t, nsB, "shop-too", accepted, resolved, ready)
+}
+
+// TestIngressesWiredCondition: the policy counts the Ingresses wired to it and reports one whose
+// auth annotation a person set, until that annotation is removed.
+func TestIngressesWiredCondition(t *testing.T) {
+	ns := env.Namespace(t, "wired")
+	startPolicyController(t, ns)
+	create(t, usersSecret(ns), sessionPolicy(ns, "shop", "shop.example.com", "/"),
+		nginxIngress(ns, "web", map[string]string{authgatev1.PolicyAnnotation: "shop"}),
+		nginxIngress(ns, "admin", map[string]string{authgatev1.PolicyAnnotation: "shop", controller.AnnotationAuthURL: "http://my-auth.example.com/"}),
+		nginxIngress(ns, "other", nil))
+	p := waitConditions(t, ns, "shop", ready,
+		want{authgatev1.ConditionIngressesWired, metav1.ConditionFalse, authgatev1.ReasonAnnotationConflict,
+			"Ingress admin has " + controller.AnnotationAuthURL + " set by hand"})
+	if p.Status.AttachedIngresses != 1 {
+		t.Errorf("attachedIngresses %d, want 1 (web)", p.Status.AttachedIngresses)
+	}
+	waitEvent(t, ns, "shop", corev1.EventTypeWarning, authgatev1.ReasonAnnotationConflict, "admin")
+
+	ing := &networkingv1.Ingress{}
+	if err := env.Client.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "admin"}, ing); err != nil {
+		t.Fatal(err)
+	}
+	delete(ing.Annotations, controller.AnnotationAuthURL)
+	if err := env.Client.Update(context.Background(), ing); err != nil {
+		t.Fatal(err)
+	}
+	waitConditions(t, ns, "shop", ready, want{authgatev1.ConditionIngressesWired, metav1.ConditionTrue, authgatev1.ReasonWired, "2 Ingresses"})
+}
+
+// TestKeyPending: an operator that may not create the signing-key Secret says so in ResolvedRefs,
+// and keeps trying.
+func TestKeyPending(t *testing.T) {
+	ns := env.Namespace(t, "pending")
+	// The operator's generated role, less the right to create Secrets.
+	raw, err := os.ReadFile(testenv.RoleFile("operator/role.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lessened := strings.Replace(string(raw), "  - create\n  - get\n  - list\n  - update\n  - watch\n", "  - get\n  - list\n  - update\n  - watch\n", 1)
+	if lessened == string(raw) {
+		t.Fatal("the operator's role no longer lists Secret verbs as expected; update this test")
+	}
+	roleFile := filepath.Join(t.TempDir(), "role.yaml")
+	if err := os.WriteFile(roleFile, []byte(lessened), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := env.UserWithRoles(t, "operator-without-create-"+ns, ns, roleFile)
+	startManagerWithConfig(t, cfg, []string{ns}, func(mgr ctrl.Manager) error {
+		return (&controller.AuthPolicyReconciler{
+			Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("authgate-operator"),
+			Wiring: controller.Wiring{WebhookURL: "http://authgate-webhook.authgate.svc:8080"},
+		}).SetupWithManager(mgr)
+	})
+	create(t, usersSecret(ns), jwtPolicy(ns, "api", "api-keys"))
+	p := &authgatev1.AuthPolicy{}
+	eventually(t, waitFor, func() string {
+		if err := env.Client.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "api"}, p); err != nil {
+			return err.Error()
+		}
+		c := meta.FindStatusCondition(p.Status.Conditions, authgatev1.ConditionResolvedRefs)
+		if c == nil || c.Status != metav1.ConditionFalse || c.Reason != authgatev1.ReasonKeyPending || !strings.Contains(c.Message, "creating Secret "+ns+"/api-keys") || !strings.Contains(c.Message, "forbidden") {
+			return fmt.Sprintf("ResolvedRefs %+v", c)
+		}
+		if r := meta.FindStatusCondition(p.Status.Conditions, authgatev1.ConditionReady); r == nil || r.Reason != authgatev1.ReasonRefsNotResolved {
+			return fmt.Sprintf("Ready %+v", r)
+		}
+		return ""
+	})
+	if p.Status.ObservedGeneration == p.Generation {
+		t.Error("observedGeneration was written by a reconcile that failed")
+	}
+	waitEvent(t, ns, "api", corev1.EventTypeWarning, authgatev1.ReasonKeyPending, "api-keys")
 }

@@ -73,15 +73,6 @@ func wiredIn(ns string, extra map[string]string) map[string]string {
 }
 
 // createObjects creates objs with the test client.
-func createObjects(t *testing.T, objs ...client.Object) {
-	t.Helper()
-	for _, o := range objs {
-		if err := env.Client.Create(context.Background(), o); err != nil {
-			t.Fatalf("creating %T %s: %v", o, o.GetName(), err)
-		}
-	}
-}
-
 // patchObject applies a merge patch to o (fetched fresh) made by mutate.
 func patchObject(t *testing.T, o client.Object, mutate func()) {
 	t.Helper()
@@ -144,7 +135,7 @@ func waitIngressEvent(t *testing.T, ns, name, eventType, reason string, notes ..
 func TestIngressWired(t *testing.T) {
 	ns := env.Namespace(t, "ingress-wired")
 	startIngressController(t, ns)
-	createObjects(t, wiringPolicy(ns),
+	create(t, wiringPolicy(ns),
 		nginxIngress(ns, "web", map[string]string{keyPolicy: "shop", keyRewrite: "/"}),
 		nginxIngress(ns, "other", map[string]string{keyRewrite: "/"}))
 
@@ -164,12 +155,12 @@ func TestIngressWired(t *testing.T) {
 func TestIngressWiredWhenPolicyCreatedLater(t *testing.T) {
 	ns := env.Namespace(t, "ingress-later")
 	startIngressController(t, ns)
-	createObjects(t, nginxIngress(ns, "web", map[string]string{keyPolicy: "shop"}))
+	create(t, nginxIngress(ns, "web", map[string]string{keyPolicy: "shop"}))
 
 	waitIngressEvent(t, ns, "web", corev1.EventTypeWarning, "PolicyNotFound", ns+"/shop", "not guarded by authgate")
 	waitAnnotations(t, ns, "web", map[string]string{keyPolicy: "shop"})
 
-	createObjects(t, wiringPolicy(ns))
+	create(t, wiringPolicy(ns))
 	waitAnnotations(t, ns, "web", wiredIn(ns, nil))
 }
 
@@ -177,7 +168,7 @@ func TestIngressUpdatedWhenPolicyChanges(t *testing.T) {
 	ns := env.Namespace(t, "ingress-update")
 	startIngressController(t, ns)
 	p := wiringPolicy(ns)
-	createObjects(t, p, nginxIngress(ns, "web", map[string]string{keyPolicy: "shop"}))
+	create(t, p, nginxIngress(ns, "web", map[string]string{keyPolicy: "shop"}))
 	waitAnnotations(t, ns, "web", wiredIn(ns, nil))
 
 	patchObject(t, p, func() {
@@ -202,7 +193,7 @@ func TestIngressUnwiredWhenAnnotationRemoved(t *testing.T) {
 	ns := env.Namespace(t, "ingress-unannotated")
 	startIngressController(t, ns)
 	ing := nginxIngress(ns, "web", map[string]string{keyPolicy: "shop", keyRewrite: "/"})
-	createObjects(t, wiringPolicy(ns), ing)
+	create(t, wiringPolicy(ns), ing)
 	waitAnnotations(t, ns, "web", wiredIn(ns, map[string]string{keyRewrite: "/"}))
 
 	patchObject(t, ing, func() { delete(ing.Annotations, keyPolicy) })
@@ -214,7 +205,7 @@ func TestIngressUnwiredWhenPolicyDeleted(t *testing.T) {
 	ns := env.Namespace(t, "ingress-deleted")
 	startIngressController(t, ns)
 	p := wiringPolicy(ns)
-	createObjects(t, p, nginxIngress(ns, "web", map[string]string{keyPolicy: "shop", keyRewrite: "/"}))
+	create(t, p, nginxIngress(ns, "web", map[string]string{keyPolicy: "shop", keyRewrite: "/"}))
 	waitAnnotations(t, ns, "web", wiredIn(ns, map[string]string{keyRewrite: "/"}))
 
 	if err := env.Client.Delete(context.Background(), p); err != nil {
@@ -226,7 +217,7 @@ func TestIngressUnwiredWhenPolicyDeleted(t *testing.T) {
 	waitIngressEvent(t, ns, "web", corev1.EventTypeWarning, "PolicyNotFound")
 
 	// The policy coming back wires the Ingress again.
-	createObjects(t, wiringPolicy(ns))
+	create(t, wiringPolicy(ns))
 	waitAnnotations(t, ns, "web", wiredIn(ns, map[string]string{keyRewrite: "/"}))
 }
 
@@ -235,7 +226,7 @@ func TestIngressConflict(t *testing.T) {
 	startIngressController(t, ns)
 	const mine = "http://my-auth.example.com/check"
 	ing := nginxIngress(ns, "web", map[string]string{keyPolicy: "shop", keyAuthURL: mine})
-	createObjects(t, wiringPolicy(ns), ing)
+	create(t, wiringPolicy(ns), ing)
 
 	want := wiredIn(ns, map[string]string{keyAuthURL: mine, keyManaged: keyCookie + "," + keyHeaders + "," + keySignin})
 	waitAnnotations(t, ns, "web", want)
@@ -257,7 +248,7 @@ func TestIngressInvalidPolicyName(t *testing.T) {
 	ns := env.Namespace(t, "ingress-invalid")
 	startIngressController(t, ns)
 	ing := nginxIngress(ns, "web", map[string]string{keyPolicy: "shop"})
-	createObjects(t, wiringPolicy(ns), ing)
+	create(t, wiringPolicy(ns), ing)
 	waitAnnotations(t, ns, "web", wiredIn(ns, nil))
 
 	patchObject(t, ing, func() { ing.Annotations[keyPolicy] = "Shop/Policy" })
