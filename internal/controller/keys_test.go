@@ -147,13 +147,25 @@ func TestSigningKeyRotation(t *testing.T) {
 		t.Fatalf("status.activeKeyID %q (%v), want %s", got.Status.ActiveKeyID, err, first)
 	}
 
-	// Not yet due: nothing changes, and the requeue counts down.
+	// Not yet due: nothing changes, not even the policy (a status patch that would change nothing
+	// is skipped), and the requeue counts down.
+	eventually(t, waitFor, func() string {
+		cached := &authgatev1.AuthPolicy{}
+		if err := h.mgr.GetClient().Get(context.Background(), client.ObjectKeyFromObject(p), cached); err != nil || cached.ResourceVersion != got.ResourceVersion {
+			return "the cache is behind the policy's status"
+		}
+		return ""
+	})
 	h.clock.SetTime(h.clock.Now().Add(period - time.Hour))
 	if after := h.reconcile("api"); after != time.Hour {
 		t.Errorf("requeue after %s, want 1h", after)
 	}
 	if again := h.secret("api-keys"); again.ResourceVersion != s.ResourceVersion {
 		t.Error("the Secret changed before the rotation was due")
+	}
+	unchanged := &authgatev1.AuthPolicy{}
+	if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(p), unchanged); err != nil || unchanged.ResourceVersion != got.ResourceVersion {
+		t.Errorf("a reconcile that found nothing new wrote the policy (resourceVersion %s, was %s; %v)", unchanged.ResourceVersion, got.ResourceVersion, err)
 	}
 
 	// Due: the next key signs, the old one still verifies, and the requeue is the prune.
