@@ -176,7 +176,7 @@ func (e *Engine) Check(ctx context.Context, r *Request) Decision {
 			return Decision{Outcome: BadRequest, Reason: "unknown_policy", Detail: "the proxy named policy " + r.Policy.String() + ", which is not loaded (or not Ready)"}
 		}
 		if rule, ok = p.Match(r.Method, path); !ok {
-			return denyAll(p, nil, Forbidden, "no_rule", "no rule of "+p.Ref().String()+" matches "+r.Method+" "+path)
+			return denyAll(p, nil, Forbidden, "no_rule", "no rule of "+p.Name()+" matches "+r.Method+" "+path)
 		}
 	} else {
 		var ok bool
@@ -202,6 +202,7 @@ func (e *Engine) Check(ctx context.Context, r *Request) Decision {
 		// Allowed on this replica's cached record while the store is down (AllowCached).
 		dec.Reason = "session_cached"
 	}
+	dec.Headers = make([]Header, 0, p.IdentityHeaderCount())
 	for h := range p.IdentityHeaders() {
 		if v, ok := id.Claim(h.Claim); ok {
 			dec.Headers = append(dec.Headers, Header{Name: h.Name, Value: v})
@@ -320,7 +321,7 @@ func loginURL(login string, p *policy.Policy, r *Request) string {
 		return ""
 	}
 	q := u.Query()
-	q.Set("policy", p.Ref().String())
+	q.Set("policy", p.Name())
 	original := r.Scheme + "://" + r.Host + r.Path
 	if r.Query != "" {
 		original += "?" + r.Query
@@ -345,7 +346,6 @@ type Identity struct {
 	ExpiresAt time.Time
 
 	claims    *token.Claims
-	own       token.Claims // the claims of a session identity
 	setCookie string
 	degraded  bool
 }
@@ -359,9 +359,9 @@ func sessionIdentity(res session.Result) *Identity {
 		Source: "session", ExpiresAt: res.Session.ExpiresAt, setCookie: res.SetCookie, degraded: res.Degraded,
 	}
 	// A session's claims are the user's, read through the same Claim as a token's (which refuses
-	// values that could split a header), without another allocation.
-	id.own = token.Claims{Subject: id.Subject, Email: id.Email, Name: id.Name, Roles: id.Roles}
-	id.claims = &id.own
+	// values that could split a header). They live apart from the Identity so that a token's
+	// Identity, which points at its cached claims, stays small.
+	id.claims = &token.Claims{Subject: id.Subject, Email: id.Email, Name: id.Name, Roles: id.Roles}
 	return id
 }
 

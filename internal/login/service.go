@@ -217,9 +217,9 @@ func (s *Service) renderForm(w http.ResponseWriter, r *http.Request, p *policy.P
 	}
 	pageHeaders(w)
 	w.WriteHeader(status)
-	action := "/auth/login?" + url.Values{"policy": {p.Ref().String()}}.Encode()
+	action := "/auth/login?" + url.Values{"policy": {p.Name()}}.Encode()
 	if err := RenderLoginPage(w, PageData{
-		PolicyName: p.Ref().Name, PolicyRef: p.Ref().String(), Redirect: rd, CSRFField: field,
+		PolicyName: p.Ref().Name, PolicyRef: p.Name(), Redirect: rd, CSRFField: field,
 		Error: msg, Email: email, Action: action,
 	}); err != nil {
 		s.log.Error(err, "Rendering the login page")
@@ -261,9 +261,9 @@ func (s *Service) logoutPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pageHeaders(w)
-	action := "/auth/logout?" + url.Values{"policy": {p.Ref().String()}}.Encode()
+	action := "/auth/logout?" + url.Values{"policy": {p.Name()}}.Encode()
 	if err := RenderLoginPage(w, PageData{
-		SignOut: true, PolicyName: p.Ref().Name, PolicyRef: p.Ref().String(),
+		SignOut: true, PolicyName: p.Ref().Name, PolicyRef: p.Name(),
 		Redirect: r.URL.Query().Get("rd"), CSRFField: field, Action: action,
 	}); err != nil {
 		s.log.Error(err, "Rendering the sign-out page")
@@ -331,7 +331,7 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 			cookieValue = csrfCookie.Value
 		}
 		if err := s.csrf.Check("login", r.PostForm.Get("csrf"), cookieValue); err != nil {
-			s.log.Info("Login form refused", "reason", "csrf", "detail", err.Error(), "policy", p.Ref().String())
+			s.log.Info("Login form refused", "reason", "csrf", "detail", err.Error(), "policy", p.Name())
 			s.renderForm(w, r, p, http.StatusForbidden, "Your sign-in form expired. Please try again.", c.Email, c.Redirect)
 			return
 		}
@@ -343,7 +343,7 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 	target := "/"
 	if c.Redirect != "" {
 		if target, err = ValidateRedirect(p, c.Redirect, requestURL(r)); err != nil {
-			s.log.Info("Login refused a return address", "policy", p.Ref().String(), "reason", err.Error())
+			s.log.Info("Login refused a return address", "policy", p.Name(), "reason", err.Error())
 			if api {
 				writeJSON(w, http.StatusBadRequest, apiError{"invalid_redirect", err.Error()})
 			} else {
@@ -356,7 +356,7 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 	email := strings.ToLower(strings.TrimSpace(c.Email))
 	if ok, retry := s.limiter.Allow(s.clientIP(r), AccountKey(p.Ref(), email)); !ok {
 		w.Header().Set("Retry-After", fmt.Sprint(int((retry+time.Second-1)/time.Second)))
-		s.log.Info("Login rate-limited", "policy", p.Ref().String())
+		s.log.Info("Login rate-limited", "policy", p.Name())
 		if api {
 			writeJSON(w, http.StatusTooManyRequests, apiError{"rate_limited", "too many attempts; try again later"})
 		} else {
@@ -366,7 +366,7 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 	}
 	user, ok := s.authenticate(p, email, c.Password)
 	if !ok {
-		s.log.Info("Login failed", "policy", p.Ref().String())
+		s.log.Info("Login failed", "policy", p.Name())
 		if api {
 			writeJSON(w, http.StatusUnauthorized, apiError{"invalid_credentials", wrongCredentials})
 		} else {
@@ -405,7 +405,7 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 			s.setTokenCookies(w, p, answer)
 		}
 	}
-	s.log.Info("Login", "policy", p.Ref().String(), "sub", user.ID)
+	s.log.Info("Login", "policy", p.Name(), "sub", user.ID)
 	if api {
 		if answer == nil {
 			writeJSON(w, http.StatusOK, map[string]string{"status": "signed_in"})
@@ -491,7 +491,7 @@ func (s *Service) startFamily(ctx context.Context, p *policy.Policy, user policy
 	}
 	now := s.clock()
 	rec := store.RefreshToken{
-		Policy: p.Ref().String(), UserID: user.ID, Email: user.Email, Family: family,
+		Policy: p.Name(), UserID: user.ID, Email: user.Email, Family: family,
 		IssuedAt: now, ExpiresAt: now.Add(p.JWT().RefreshTokenTTL),
 	}
 	if err := s.cfg.Store.CreateRefreshToken(ctx, store.KeyOf(refresh), rec); err != nil {
@@ -716,7 +716,7 @@ func (s *Service) logout(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if refresh != "" {
-			if rec, err := s.cfg.Store.GetRefreshToken(ctx, store.KeyOf(refresh)); err == nil && rec.Policy == p.Ref().String() {
+			if rec, err := s.cfg.Store.GetRefreshToken(ctx, store.KeyOf(refresh)); err == nil && rec.Policy == p.Name() {
 				userID = rec.UserID
 				if err := s.cfg.Store.RevokeFamily(ctx, rec.Policy, rec.Family, s.familyUntil(p, rec, now)); err != nil {
 					s.storeFailed(w, api, err)
@@ -729,7 +729,7 @@ func (s *Service) logout(w http.ResponseWriter, r *http.Request) {
 				userID = claims.Subject
 				if claims.SessionID != "" {
 					until := claims.ExpiresAt.Add(j.ClockSkew).Add(j.RefreshTokenTTL)
-					if err := s.cfg.Store.RevokeFamily(ctx, p.Ref().String(), claims.SessionID, until); err != nil {
+					if err := s.cfg.Store.RevokeFamily(ctx, p.Name(), claims.SessionID, until); err != nil {
 						s.storeFailed(w, api, err)
 						return
 					}
@@ -742,18 +742,18 @@ func (s *Service) logout(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if body.Everywhere && userID != "" {
-		n, err := s.cfg.Store.RevokeUser(ctx, p.Ref().String(), userID, now, now.Add(p.LongestLife()))
+		n, err := s.cfg.Store.RevokeUser(ctx, p.Name(), userID, now, now.Add(p.LongestLife()))
 		if err != nil {
 			s.storeFailed(w, api, err)
 			return
 		}
-		s.log.Info("Logged out everywhere", "policy", p.Ref().String(), "sub", userID, "sessions", n)
+		s.log.Info("Logged out everywhere", "policy", p.Name(), "sub", userID, "sessions", n)
 	}
 	if api {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "signed_out", "everywhere": body.Everywhere && userID != ""})
 		return
 	}
-	target := "/auth/login?" + url.Values{"policy": {p.Ref().String()}}.Encode()
+	target := "/auth/login?" + url.Values{"policy": {p.Name()}}.Encode()
 	if body.Redirect != "" {
 		if t, err := ValidateRedirect(p, body.Redirect, requestURL(r)); err == nil {
 			target = t
@@ -789,7 +789,7 @@ func (s *Service) userinfo(w http.ResponseWriter, r *http.Request) {
 				writeJSON(w, http.StatusUnauthorized, apiError{"invalid_token", err.Error()})
 				return
 			}
-			writeJSON(w, http.StatusOK, userInfo{claims.Subject, claims.Email, claims.Name, nonNil(claims.Roles), p.Ref().String(), "jwt", claims.ExpiresAt})
+			writeJSON(w, http.StatusOK, userInfo{claims.Subject, claims.Email, claims.Name, nonNil(claims.Roles), p.Name(), "jwt", claims.ExpiresAt})
 			return
 		}
 	}
@@ -801,7 +801,7 @@ func (s *Service) userinfo(w http.ResponseWriter, r *http.Request) {
 					w.Header().Add("Set-Cookie", res.SetCookie)
 				}
 				u := res.User
-				writeJSON(w, http.StatusOK, userInfo{u.ID, u.Email, u.Name, nonNil(u.Roles()), p.Ref().String(), "session", res.Session.ExpiresAt})
+				writeJSON(w, http.StatusOK, userInfo{u.ID, u.Email, u.Name, nonNil(u.Roles()), p.Name(), "session", res.Session.ExpiresAt})
 				return
 			}
 			if !errors.Is(err, session.ErrNoSession) {

@@ -75,6 +75,7 @@ func newCompiler(p *authgatev1.AuthPolicy, secrets Secrets) *compiler {
 		spec: spec,
 		out: &Policy{
 			ref:                Ref{Namespace: p.Namespace, Name: p.Name},
+			name:               p.Namespace + "/" + p.Name,
 			generation:         p.Generation,
 			created:            p.CreationTimestamp.Time,
 			onStoreUnavailable: spec.OnStoreUnavailable,

@@ -3,6 +3,8 @@ package policy
 import (
 	"strings"
 	"testing"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // FuzzNormalizePath checks the invariants the matchers rely on. A canonical
@@ -184,6 +186,21 @@ func FuzzNormalizeHost(f *testing.F) {
 					t.Fatalf("wildcard %q matches wrongly around %q", w, h)
 				}
 			}
+		}
+	})
+}
+
+// FuzzParseRef: the fast check of ParseRef accepts exactly what the validation package accepts.
+func FuzzParseRef(f *testing.F) {
+	for _, s := range []string{"default/shop", "a/b.c", "a/-b", "a-/b", "a/b..c", "a.b/c", "a/B", "a/b.", "/b", "a/", strings.Repeat("a", 64) + "/b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		_, err := ParseRef(s)
+		ns, name, ok := strings.Cut(s, "/")
+		want := ok && len(validation.IsDNS1123Label(ns)) == 0 && len(validation.IsDNS1123Subdomain(name)) == 0
+		if (err == nil) != want {
+			t.Fatalf("ParseRef(%q) error %v, validation package says valid=%v", s, err, want)
 		}
 	})
 }

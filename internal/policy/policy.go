@@ -29,19 +29,54 @@ func ParseRef(s string) (Ref, error) {
 	if !ok {
 		return Ref{}, fmt.Errorf("policy reference %s: want <namespace>/<name>", normQuote(s))
 	}
-	if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
-		return Ref{}, fmt.Errorf("policy reference %s: namespace: %s", normQuote(s), errs[0])
+	// Every check that names its policy parses the reference: the common, valid case is decided
+	// without the regular expressions of the validation package, which only explain a refusal.
+	if !dnsName(ns, 63, false) {
+		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+			return Ref{}, fmt.Errorf("policy reference %s: namespace: %s", normQuote(s), errs[0])
+		}
 	}
-	if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
-		return Ref{}, fmt.Errorf("policy reference %s: name: %s", normQuote(s), errs[0])
+	if !dnsName(name, 253, true) {
+		if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
+			return Ref{}, fmt.Errorf("policy reference %s: name: %s", normQuote(s), errs[0])
+		}
 	}
 	return Ref{Namespace: ns, Name: name}, nil
+}
+
+// dnsName reports whether s is a DNS-1123 label (dots false) or subdomain (dots true) of at most
+// max bytes: lower-case letters, digits and '-', each dot-separated part starting and ending with a
+// letter or digit. It accepts exactly what the validation package's expressions accept.
+func dnsName(s string, max int, dots bool) bool {
+	if s == "" || len(s) > max {
+		return false
+	}
+	start := 0
+	for i := 0; i <= len(s); i++ {
+		if i < len(s) && s[i] != '.' {
+			c := s[i]
+			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+				return false
+			}
+			continue
+		}
+		if i < len(s) && !dots {
+			return false
+		}
+		part := s[start:i]
+		if part == "" || part[0] == '-' || part[len(part)-1] == '-' {
+			return false
+		}
+		start = i + 1
+	}
+	return true
 }
 
 // Policy is a compiled AuthPolicy. It is immutable: nothing changes it after Compile returns, and
 // its methods hand out copies or read-only views, so one Policy serves every request concurrently.
 type Policy struct {
 	ref                Ref
+	name               string
 	generation         int64
 	created            time.Time
 	hosts              []HostPattern
@@ -55,6 +90,9 @@ type Policy struct {
 
 // Ref returns the policy's namespace and name.
 func (p *Policy) Ref() Ref { return p.ref }
+
+// Name returns Ref().String() without building it again: metrics label every check with it.
+func (p *Policy) Name() string { return p.name }
 
 // Generation returns the metadata.generation the policy was compiled from.
 func (p *Policy) Generation() int64 { return p.generation }
@@ -118,6 +156,9 @@ func (p *Policy) Login() *LoginSettings { return p.login }
 // IdentityHeaders returns the headers to send upstream on allow, sorted by name. Names are in
 // canonical form (X-User-Id) and unique.
 func (p *Policy) IdentityHeaders() iter.Seq[IdentityHeader] { return slices.Values(p.headers) }
+
+// IdentityHeaderCount returns how many identity headers the policy sets.
+func (p *Policy) IdentityHeaderCount() int { return len(p.headers) }
 
 // OnStoreUnavailable says what a check that needs an unavailable store does.
 func (p *Policy) OnStoreUnavailable() authgatev1.StoreUnavailablePolicy { return p.onStoreUnavailable }

@@ -37,18 +37,39 @@ func Handler(c Checker, adapter string, parse func(*http.Request) (*authz.Reques
 	})
 }
 
-// PolicyFromQuery reads the policy a proxy names in the check URL's query (?policy=<ns>/<name>).
-// An absent parameter is the zero Ref (find the policy by host and path); a malformed one is an
-// error.
-func PolicyFromQuery(q url.Values) (policy.Ref, error) {
-	vals, ok := q["policy"]
-	if !ok {
+// PolicyFromQuery reads the policy a proxy names in the check URL's raw query
+// (?policy=<ns>/<name>). An absent parameter is the zero Ref (find the policy by host and path); a
+// malformed one, or one given twice, is an error. It reads the one parameter it needs rather than
+// parsing the whole query into a map on every check.
+func PolicyFromQuery(rawQuery string) (policy.Ref, error) {
+	var value string
+	found := false
+	for rawQuery != "" {
+		var pair string
+		pair, rawQuery, _ = strings.Cut(rawQuery, "&")
+		key, val, _ := strings.Cut(pair, "=")
+		if key != "policy" {
+			if k, err := url.QueryUnescape(key); err != nil || k != "policy" {
+				continue
+			}
+		}
+		if found {
+			return policy.Ref{}, Misconfiguration("the policy query parameter is given more than once")
+		}
+		found = true
+		if strings.ContainsAny(val, "%+") {
+			v, err := url.QueryUnescape(val)
+			if err != nil {
+				return policy.Ref{}, Misconfiguration("the policy query parameter is not valid percent-encoding")
+			}
+			val = v
+		}
+		value = val
+	}
+	if !found {
 		return policy.Ref{}, nil
 	}
-	if len(vals) != 1 {
-		return policy.Ref{}, Misconfiguration("the policy query parameter is given more than once")
-	}
-	ref, err := policy.ParseRef(vals[0])
+	ref, err := policy.ParseRef(value)
 	if err != nil {
 		return policy.Ref{}, Misconfiguration(err.Error())
 	}
@@ -117,11 +138,14 @@ func WriteDecision(ctx context.Context, w http.ResponseWriter, adapter string, d
 	if d.Outcome != authz.Allow || d.SetCookie != "" {
 		h.Set("Cache-Control", "no-store")
 	}
-	log := logr.FromContextOrDiscard(ctx).WithName(adapter)
 	switch d.Outcome {
 	case authz.Allow:
-		for _, hdr := range d.Headers {
-			h.Set(hdr.Name, hdr.Value)
+		// Names are canonical already (internal/policy canonicalizes them), so they are set
+		// directly, with one allocation for all the values.
+		values := make([]string, len(d.Headers))
+		for i, hdr := range d.Headers {
+			values[i] = hdr.Value
+			h[hdr.Name] = values[i : i+1 : i+1]
 		}
 		w.WriteHeader(http.StatusOK)
 		return
@@ -136,10 +160,10 @@ func WriteDecision(ctx context.Context, w http.ResponseWriter, adapter string, d
 	case authz.Forbidden:
 		writeText(w, http.StatusForbidden, "forbidden: "+d.Reason)
 	case authz.BadRequest:
-		log.Info("Check request refused", "reason", d.Reason, "detail", d.Detail)
+		logr.FromContextOrDiscard(ctx).WithName(adapter).Info("Check request refused", "reason", d.Reason, "detail", d.Detail)
 		writeText(w, http.StatusBadRequest, "bad request: "+d.Reason)
 	default:
-		log.Error(nil, "Check failed", "reason", d.Reason, "detail", d.Detail)
+		logr.FromContextOrDiscard(ctx).WithName(adapter).Error(nil, "Check failed", "reason", d.Reason, "detail", d.Detail)
 		h.Set("Retry-After", strconv.Itoa(1))
 		writeText(w, http.StatusServiceUnavailable, "unavailable: "+d.Reason)
 	}

@@ -98,7 +98,7 @@ func (m *Manager) Create(ctx context.Context, p *policy.Policy, user policy.User
 		expires = maxExpires
 	}
 	rec := store.Session{
-		Policy: p.Ref().String(), UserID: user.ID, Email: user.Email,
+		Policy: p.Name(), UserID: user.ID, Email: user.Email,
 		CreatedAt: now, ExpiresAt: expires, MaxExpiresAt: maxExpires, LastSeenAt: now,
 	}
 	if err := m.store.CreateSession(ctx, store.KeyOf(id), rec); err != nil {
@@ -151,7 +151,7 @@ func (m *Manager) Check(ctx context.Context, p *policy.Policy, id string) (Resul
 	}
 	// A session is bound to the policy that created it: another policy's cookie, even under the
 	// same name and domain, proves nothing here.
-	if s.Policy != p.Ref().String() {
+	if s.Policy != p.Name() {
 		return Result{}, ErrNoSession
 	}
 	now := m.clock()
@@ -257,7 +257,7 @@ func (m *Manager) Delete(ctx context.Context, p *policy.Policy, id string) (clea
 	if err != nil {
 		return "", err
 	}
-	if s.Policy != p.Ref().String() {
+	if s.Policy != p.Name() {
 		return clearCookie, nil
 	}
 	m.cache.forget(key)

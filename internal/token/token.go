@@ -181,7 +181,7 @@ func Issue(p *policy.Policy, user policy.User, sid string, now time.Time) (raw s
 	if p == nil || p.JWT() == nil || !p.JWT().Issues() || p.JWT().Keys() == nil {
 		name := "(nil)"
 		if p != nil {
-			name = p.Ref().String()
+			name = p.Name()
 		}
 		return "", Claims{}, fmt.Errorf("token: policy %s does not issue tokens", name)
 	}
@@ -349,7 +349,7 @@ func (v *Verifier) Verify(ctx context.Context, p *policy.Policy, raw string) (*C
 			if e := v.checkTimes(p.JWT(), c); e != nil {
 				return nil, e
 			}
-			if v.deny != nil && v.deny.Revoked(p.Ref().String(), c) {
+			if v.deny != nil && v.deny.Revoked(p.Name(), c) {
 				return nil, refuse(Revoked, "the token has been revoked")
 			}
 			return c, nil
@@ -431,7 +431,7 @@ func (v *Verifier) verify(ctx context.Context, p *policy.Policy, raw string) (*C
 	if e := v.checkTimes(j, claims); e != nil {
 		return nil, e
 	}
-	if v.deny != nil && v.deny.Revoked(p.Ref().String(), claims) {
+	if v.deny != nil && v.deny.Revoked(p.Name(), claims) {
 		return nil, refuse(Revoked, "the token has been revoked")
 	}
 	return claims, nil

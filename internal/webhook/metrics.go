@@ -54,7 +54,7 @@ func (c *measured) Check(ctx context.Context, r *authz.Request) authz.Decision {
 	c.m.duration.WithLabelValues(string(r.Protocol)).Observe(time.Since(start).Seconds())
 	policyName, mode := "", ""
 	if d.Policy != nil {
-		policyName = d.Policy.Ref().String()
+		policyName = d.Policy.Name()
 	}
 	if d.Rule != nil {
 		mode = string(d.Rule.Mode())

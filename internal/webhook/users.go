@@ -32,12 +32,12 @@ func revokeRemovedUsers(ctx context.Context, st store.Store, prev, next *policy.
 			if cur, ok := p.Login().UserByID(u.ID); ok && !cur.Disabled {
 				continue
 			}
-			n, err := st.RevokeUser(ctx, p.Ref().String(), u.ID, now, now.Add(p.LongestLife()))
+			n, err := st.RevokeUser(ctx, p.Name(), u.ID, now, now.Add(p.LongestLife()))
 			if err != nil {
-				log.Error(err, "Revoking a removed user's sessions and tokens", "policy", p.Ref().String(), "sub", u.ID)
+				log.Error(err, "Revoking a removed user's sessions and tokens", "policy", p.Name(), "sub", u.ID)
 				continue
 			}
-			log.Info("User removed or disabled: sessions and tokens revoked", "policy", p.Ref().String(), "sub", u.ID, "sessions", n)
+			log.Info("User removed or disabled: sessions and tokens revoked", "policy", p.Name(), "sub", u.ID, "sessions", n)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -55,6 +56,9 @@ type Options struct {
 	// kubernetes.io/tls Secret's tls.crt and tls.key); both empty serve plaintext.
 	GRPCCertFile, GRPCKeyFile string
 	MetricsAddr               string
+	// PprofAddr serves Go's profiler (net/http/pprof) for performance work; empty: off. It shows
+	// the process's internals: bind it to localhost only.
+	PprofAddr string
 	// Manifests is a folder of manifests (standalone mode). Empty: cluster mode, where policies
 	// and their Secrets come from the API server.
 	Manifests        string
@@ -123,6 +127,7 @@ func ParseFlags(args []string, output io.Writer) (Options, error) {
 	fs.StringVar(&o.GRPCCertFile, "grpc-tls-cert-file", "", "PEM certificate for gRPC over TLS (with --grpc-tls-key-file; e.g. a mounted Secret's tls.crt)")
 	fs.StringVar(&o.GRPCKeyFile, "grpc-tls-key-file", "", "PEM private key for gRPC over TLS")
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", ":9090", "address for /metrics (empty: off)")
+	fs.StringVar(&o.PprofAddr, "pprof-addr", "", "address for Go's profiler at /debug/pprof/, for performance work only (empty: off; bind to localhost)")
 	fs.StringVar(&o.Manifests, "manifests", "", "standalone mode: a folder of AuthPolicy and Secret manifests, reloaded on change (empty: read them from the cluster)")
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "cluster mode: kubeconfig file of the API server (empty: $KUBECONFIG, else the pod's service account)")
 	fs.StringVar(&o.DefaultNamespace, "default-namespace", "default", "namespace of manifests that name none")
@@ -354,11 +359,26 @@ func Run(ctx context.Context, o Options) error {
 		}
 		mux.ServeHTTP(w, r)
 	})
-	servers := []*http.Server{newServer(o.HTTPAddr, withLogger(log, root))}
+	checks := newServer(o.HTTPAddr, root)
+	// Every request's context starts from one that holds the logger, where adapters find it: set
+	// once here rather than per request, which would copy each request to change its context.
+	base := logr.NewContext(context.Background(), log)
+	checks.BaseContext = func(net.Listener) context.Context { return base }
+	servers := []*http.Server{checks}
 	if o.MetricsAddr != "" {
 		m := http.NewServeMux()
 		m.Handle("/metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
 		servers = append(servers, newServer(o.MetricsAddr, m))
+	}
+	if o.PprofAddr != "" {
+		m := http.NewServeMux()
+		m.HandleFunc("/debug/pprof/", pprof.Index)
+		m.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		m.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		srv := newServer(o.PprofAddr, m)
+		// A CPU profile takes as long as it was asked to run.
+		srv.WriteTimeout = 0
+		servers = append(servers, srv)
 	}
 	// Every address is bound before any is served, so that a failure leaves nothing listening.
 	listeners := make([]net.Listener, 0, len(servers))
@@ -501,11 +521,4 @@ func newServer(addr string, h http.Handler) *http.Server {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 	}
-}
-
-// withLogger puts the logger into every request's context, where adapters find it.
-func withLogger(log logr.Logger, h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.ServeHTTP(w, r.WithContext(logr.NewContext(r.Context(), log)))
-	})
 }

@@ -25,7 +25,7 @@ func Handler(c proxy.Checker) http.Handler {
 
 // Parse builds the check request from what Traefik sent.
 func Parse(r *http.Request) (*authz.Request, error) {
-	ref, err := proxy.PolicyFromQuery(r.URL.Query())
+	ref, err := proxy.PolicyFromQuery(r.URL.RawQuery)
 	if err != nil {
 		return nil, err
 	}
