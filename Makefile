@@ -61,6 +61,12 @@ test: deps ## Run every test (real kube-apiserver, Redis, nginx, Chromium) and t
 	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" $(GO) test -count=1 $(TEST_FLAGS) ./...
 	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" $(GO) test -count=1 -run '^$$' -bench ThousandPoliciesReady -benchtime 1x ./internal/controller/
 
+.PHONY: bench
+bench: deps ## Measure checks against a no-op baseline, run the Go benchmarks, write docs/benchmarks.md (about 8 minutes).
+	$(GO) build -o bin/webhook ./cmd/webhook
+	$(GO) build -o bin/noop ./hack/bench/noop
+	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" $(GO) run ./hack/bench -webhook bin/webhook -noop bin/noop
+
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 30s).
 	hack/fuzz.sh $(FUZZTIME)

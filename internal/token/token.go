@@ -3,6 +3,7 @@ package token
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 	"weak"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
@@ -264,10 +266,18 @@ type Verifier struct {
 	verified *otter.Cache[verifiedKey, *Claims]
 }
 
-// verifiedKey names a verified token: the same token may be valid for one policy and not another.
+// verifiedKey names a verified token by the SHA-256 of its text: the cache holds 32 bytes per token
+// instead of the token itself (half a kilobyte and more), and no two tokens share a key. The
+// policy is part of it: the same token may be valid for one policy and not another.
 type verifiedKey struct {
 	policy *policy.Policy
-	raw    string
+	sum    [sha256.Size]byte
+}
+
+func newVerifiedKey(p *policy.Policy, raw string) verifiedKey {
+	// Hashing reads the string's bytes in place rather than copying a token per check;
+	// sha256 never writes to its input.
+	return verifiedKey{policy: p, sum: sha256.Sum256(unsafe.Slice(unsafe.StringData(raw), len(raw)))}
 }
 
 // verifiedTTL bounds how long a verified token stays cached. Time limits are checked on every hit
@@ -344,8 +354,10 @@ func (v *Verifier) Close() {
 //
 // The returned Claims may be shared with other callers (they come from the cache): never modify them.
 func (v *Verifier) Verify(ctx context.Context, p *policy.Policy, raw string) (*Claims, error) {
+	var key verifiedKey
 	if v.verified != nil && p != nil {
-		if c, ok := v.verified.GetIfPresent(verifiedKey{p, raw}); ok {
+		key = newVerifiedKey(p, raw)
+		if c, ok := v.verified.GetIfPresent(key); ok {
 			if e := v.checkTimes(p.JWT(), c); e != nil {
 				return nil, e
 			}
@@ -359,8 +371,8 @@ func (v *Verifier) Verify(ctx context.Context, p *policy.Policy, raw string) (*C
 	if e != nil {
 		return nil, e
 	}
-	if v.verified != nil {
-		v.verified.Set(verifiedKey{p, raw}, c)
+	if v.verified != nil && p != nil {
+		v.verified.Set(key, c)
 	}
 	return c, nil
 }

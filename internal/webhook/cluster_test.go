@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 }
 
 // clusterOptions are the flags of a webhook in cluster mode, reaching the API server with cfg.
-func clusterOptions(t *testing.T, cfg *rest.Config) webhook.Options {
+func clusterOptions(t testing.TB, cfg *rest.Config) webhook.Options {
 	t.Helper()
 	opts, err := webhook.ParseFlags([]string{
 		"--http-addr", freeAddr(t), "--metrics-addr", "", "--grpc-addr", "", "--shutdown-timeout", "5s",
@@ -46,7 +46,7 @@ func clusterOptions(t *testing.T, cfg *rest.Config) webhook.Options {
 }
 
 // pollUntil polls cond every 10ms until it returns "", failing with its last message after 30s.
-func pollUntil(t *testing.T, cond func() string) {
+func pollUntil(t testing.TB, cond func() string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -62,7 +62,7 @@ func pollUntil(t *testing.T, cond func() string) {
 }
 
 // clusterReady waits until the webhook on addr is ready: its first snapshot is loaded.
-func clusterReady(t *testing.T, r *run, addr string) {
+func clusterReady(t testing.TB, r *run, addr string) {
 	t.Helper()
 	pollUntil(t, func() string {
 		select {
@@ -83,7 +83,7 @@ func clusterReady(t *testing.T, r *run, addr string) {
 
 // nginxCheck asks the webhook on addr, as ingress-nginx would, whether policy lets an anonymous
 // GET of url through, and returns the status and body.
-func nginxCheck(t *testing.T, addr, policy, url string) (int, string) {
+func nginxCheck(t testing.TB, addr, policy, url string) (int, string) {
 	t.Helper()
 	resp, body, err := get(t, "http://"+addr+"/check/nginx?policy="+policy, map[string]string{
 		"X-Original-URL": url, "X-Original-Method": "GET",

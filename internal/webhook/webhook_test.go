@@ -196,7 +196,7 @@ func TestHashPasswordRefuses(t *testing.T) {
 }
 
 // freeAddr returns a 127.0.0.1 address with a port that was free a moment ago.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -245,7 +245,7 @@ type run struct {
 	err    error
 }
 
-func startRun(t *testing.T, opts webhook.Options) *run {
+func startRun(t testing.TB, opts webhook.Options) *run {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &run{cancel: cancel, done: make(chan struct{})}
@@ -291,7 +291,7 @@ func options(t *testing.T, dir string) webhook.Options {
 // server still accepts them.
 var client = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 
-func get(t *testing.T, url string, header map[string]string) (*http.Response, string, error) {
+func get(t testing.TB, url string, header map[string]string) (*http.Response, string, error) {
 	t.Helper()
 	req, err := http.NewRequest("GET", url, nil)
 	if err != nil {
