@@ -103,8 +103,8 @@ func (r *report) markdown() string {
 	p("# Benchmarks\n\n")
 	p("Written by `make bench` on %s (it took %s). Do not edit: change `hack/bench` and run it again.\n\n",
 		r.began.UTC().Format("2006-01-02 15:04 MST"), r.took.Round(time.Second))
-	p("**Machine:** %s. The load generator runs on the same machine and shares its cores, as the\n", machine())
-	p("peers' figures in the performance issue were measured. Such machines are shared and noisy, so every\n")
+	p("**Machine:** %s. The load generator runs on the same machine and shares its cores, as in the\n", machine())
+	p("figures of the peers authgate is compared with. Such machines are shared and noisy, so every\n")
 	p("figure that matters is a ratio to a no-op server measured in the same run.\n\n")
 	p("## Targets\n\n| | target | want | measured |\n|---|---|---|---|\n")
 	for _, t := range r.targetList() {
