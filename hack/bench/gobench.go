@@ -27,8 +27,8 @@ var goBenchRuns = []struct {
 	bench string
 	time  string
 }{
-	{[]string{"./internal/authz/", "./internal/token/", "./internal/session/", "./internal/policy/", "./internal/proxy/envoygrpc/", "./internal/store/"},
-		"^Benchmark(Check|Verify|Issue|Normalize|PathPrefix|Memory|Redis)", "1s"},
+	{[]string{"./internal/authz/", "./internal/token/", "./internal/session/", "./internal/policy/", "./internal/proxy/", "./internal/proxy/envoygrpc/", "./internal/store/"},
+		"^Benchmark(Check|Verify|Issue|Normalize|PathPrefix|Adapters|Memory|Redis)", "1s"},
 	{[]string{"./internal/authz/"}, "^BenchmarkCacheMemory$", "1x"},
 	{[]string{"./internal/session/"}, "^BenchmarkRevocationReachesAnotherReplica$", "1x"},
 	{[]string{"./internal/webhook/"}, "^BenchmarkPolicyEditEnforced$", "1x"},

@@ -185,7 +185,7 @@ func viaEnvoyGRPC(t *testing.T, c proxy.Checker) adapter {
 }
 
 // engine is a real Engine over the fixture policy with a memory store.
-func engine(t *testing.T) (*authz.Engine, *session.Manager, *policy.Policy) {
+func engine(t testing.TB, verifierOpts ...token.VerifierOption) (*authz.Engine, *session.Manager, *policy.Policy) {
 	t.Helper()
 	p, err := policy.Compile(fixture.AuthPolicy(), fixture.Secrets())
 	if err != nil {
@@ -198,7 +198,7 @@ func engine(t *testing.T) (*authz.Engine, *session.Manager, *policy.Policy) {
 		t.Fatal(err)
 	}
 	t.Cleanup(deny.Close)
-	verifier := token.NewVerifier(token.WithDenylist(deny))
+	verifier := token.NewVerifier(append(verifierOpts, token.WithDenylist(deny))...)
 	t.Cleanup(verifier.Close)
 	snaps := &authz.AtomicSnapshot{}
 	snaps.Store(policy.NewSnapshot([]*policy.Policy{p}))
