@@ -96,11 +96,3 @@ func TestReadResponse(t *testing.T) {
 		})
 	}
 }
-
-func TestNiceCeil(t *testing.T) {
-	for in, want := range map[float64]float64{0: 1, 0.7: 1, 1.2: 2, 3: 5, 7: 10, 42: 50, 180: 200} {
-		if got := niceCeil(in); got != want {
-			t.Errorf("niceCeil(%v) = %v, want %v", in, got, want)
-		}
-	}
-}

@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -162,27 +163,35 @@ func ms(d time.Duration) string {
 	return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond))
 }
 
-// svg draws p50 and p99 latency against offered load for both systems.
+// svg draws p50 and p99 latency against offered load for both systems, latency on a log scale: past
+// saturation it grows by orders of magnitude, and a linear axis would flatten everything before.
 func (r *report) svg() string {
-	const w, h, left, right, top, bottom = 720.0, 400.0, 70.0, 20.0, 30.0, 50.0
-	maxX, maxY := 1.0, 0.0
+	const w, h, left, right, top, bottom = 720.0, 400.0, 70.0, 40.0, 30.0, 50.0
+	maxX, lo, hi := 1.0, math.Inf(1), 0.0
 	for _, curve := range [][]latency{r.noop, r.webhook} {
 		for _, l := range curve {
 			maxX = math.Max(maxX, l.rate)
-			maxY = math.Max(maxY, float64(l.p99)/1e6)
+			lo = math.Min(lo, float64(l.p50)/1e6)
+			hi = math.Max(hi, float64(l.p99)/1e6)
 		}
 	}
-	maxY = niceCeil(maxY)
+	if math.IsInf(lo, 1) || lo <= 0 {
+		lo = 0.01
+	}
+	hi = math.Max(hi, lo*10)
+	loExp, hiExp := math.Floor(math.Log10(lo)), math.Ceil(math.Log10(hi))
 	x := func(v float64) float64 { return left + (w-left-right)*v/maxX }
-	y := func(v float64) float64 { return h - bottom - (h-top-bottom)*v/maxY }
+	y := func(ms float64) float64 {
+		return h - bottom - (h-top-bottom)*(math.Log10(math.Max(ms, 1e-9))-loExp)/(hiExp-loExp)
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" font-family="sans-serif" font-size="12">`+"\n", w, h)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
-	fmt.Fprintf(&b, `<text x="%.0f" y="18" font-size="14">Latency against offered load: JWT check on /check/nginx</text>`+"\n", left)
-	for i := 0; i <= 4; i++ {
-		v := maxY * float64(i) / 4
-		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#ddd"/><text x="%.1f" y="%.1f" text-anchor="end">%.2f ms</text>`+"\n",
-			left, y(v), w-right, y(v), left-6, y(v)+4, v)
+	fmt.Fprintf(&b, `<text x="%.0f" y="18" font-size="14">Latency against offered load: JWT check on /check/nginx (log scale)</text>`+"\n", left)
+	for e := loExp; e <= hiExp; e++ {
+		v := math.Pow(10, e)
+		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#ddd"/><text x="%.1f" y="%.1f" text-anchor="end">%s ms</text>`+"\n",
+			left, y(v), w-right, y(v), left-6, y(v)+4, strconvG(v))
 	}
 	for i := 0; i <= 4; i++ {
 		v := maxX * float64(i) / 4
@@ -196,10 +205,9 @@ func (r *report) svg() string {
 	}{{"no-op", r.noop, "#888"}, {"authgate", r.webhook, "#1f6feb"}}
 	for i, s := range series {
 		for _, q := range []struct {
-			label string
-			get   func(latency) time.Duration
-			dash  string
-		}{{"p99", func(l latency) time.Duration { return l.p99 }, ""}, {"p50", func(l latency) time.Duration { return l.p50 }, ` stroke-dasharray="5,4"`}} {
+			get  func(latency) time.Duration
+			dash string
+		}{{func(l latency) time.Duration { return l.p99 }, ""}, {func(l latency) time.Duration { return l.p50 }, ` stroke-dasharray="5,4"`}} {
 			var pts []string
 			for _, l := range s.curve {
 				pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(l.rate), y(float64(q.get(l))/1e6)))
@@ -214,16 +222,5 @@ func (r *report) svg() string {
 	return b.String()
 }
 
-// niceCeil rounds v up to 1, 2 or 5 times a power of ten.
-func niceCeil(v float64) float64 {
-	if v <= 0 {
-		return 1
-	}
-	p := math.Pow(10, math.Floor(math.Log10(v)))
-	for _, m := range []float64{1, 2, 5, 10} {
-		if v <= m*p {
-			return m * p
-		}
-	}
-	return 10 * p
-}
+// strconvG formats a power of ten for an axis label: 0.01, 0.1, 1, 10, 100.
+func strconvG(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
