@@ -38,55 +38,75 @@ func httpLoad(addr string, reqs [][]byte, conns int, d time.Duration) (result, e
 
 // httpLoadN is httpLoad that also stops after budget requests in all (0: no budget).
 func httpLoadN(addr string, reqs [][]byte, conns int, d time.Duration, budget int64) (result, error) {
-	var total, bad, sent atomic.Int64
-	var firstBad atomic.Value
-	var wg sync.WaitGroup
-	errs := make(chan error, conns)
-	deadline := time.Now().Add(d)
-	start := time.Now()
-	for w := range conns {
-		wg.Go(func() {
-			c, err := net.Dial("tcp", addr)
+	var sent atomic.Int64
+	res, err := closedLoop(conns, d, func(w int, deadline time.Time, t *tally) error {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		r := bufio.NewReaderSize(c, 16<<10)
+		for i := w; time.Now().Before(deadline); i += conns {
+			if budget > 0 && sent.Add(1) > budget {
+				return nil
+			}
+			if _, err := c.Write(reqs[i%len(reqs)]); err != nil {
+				return err
+			}
+			code, err := readResponse(r)
 			if err != nil {
-				errs <- err
-				return
+				return err
 			}
-			defer c.Close()
-			r := bufio.NewReaderSize(c, 16<<10)
-			var n, nbad int64
-			for i := w; time.Now().Before(deadline); i += conns {
-				if budget > 0 && sent.Add(1) > budget {
-					break
-				}
-				if _, err := c.Write(reqs[i%len(reqs)]); err != nil {
-					errs <- err
-					return
-				}
-				code, err := readResponse(r)
-				if err != nil {
-					errs <- err
-					return
-				}
-				n++
-				if code != http.StatusOK {
-					nbad++
-					firstBad.CompareAndSwap(nil, fmt.Sprintf("status %d", code))
-				}
+			if code != http.StatusOK {
+				t.refused(fmt.Sprintf("status %d", code))
 			}
-			total.Add(n)
-			bad.Add(nbad)
-		})
+			t.n++
+		}
+		return nil
+	})
+	if err != nil {
+		return result{}, fmt.Errorf("load on %s: %w", addr, err)
+	}
+	return res, nil
+}
+
+// tally is what one worker of a closed loop counted.
+type tally struct {
+	n, bad   int64
+	firstBad string
+}
+
+func (t *tally) refused(why string) {
+	if t.bad == 0 {
+		t.firstBad = why
+	}
+	t.bad++
+}
+
+// closedLoop runs workers until d has passed (or they return) and adds up their tallies.
+func closedLoop(workers int, d time.Duration, work func(w int, deadline time.Time, t *tally) error) (result, error) {
+	tallies := make([]tally, workers)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	start := time.Now()
+	deadline := start.Add(d)
+	for w := range workers {
+		wg.Go(func() { errs[w] = work(w, deadline, &tallies[w]) })
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	close(errs)
-	if err := <-errs; err != nil {
-		return result{}, fmt.Errorf("load on %s: %w", addr, err)
+	if err := errors.Join(errs...); err != nil {
+		return result{}, err
 	}
-	res := result{requests: total.Load(), bad: bad.Load(), rate: float64(total.Load()) / elapsed.Seconds()}
-	if v := firstBad.Load(); v != nil {
-		res.firstBad = v.(string)
+	var res result
+	for _, t := range tallies {
+		res.requests += t.n
+		res.bad += t.bad
+		if res.firstBad == "" {
+			res.firstBad = t.firstBad
+		}
 	}
+	res.rate = float64(res.requests) / elapsed.Seconds()
 	return res, nil
 }
 
@@ -143,41 +163,22 @@ func grpcLoad(addr string, reqs []*authv3.CheckRequest, conns, streams int, d ti
 		defer cc.Close()
 		clients[i] = authv3.NewAuthorizationClient(cc)
 	}
-	var total, bad atomic.Int64
-	var firstBad atomic.Value
-	var wg sync.WaitGroup
-	errs := make(chan error, streams)
-	deadline := time.Now().Add(d)
-	start := time.Now()
-	for w := range streams {
-		wg.Go(func() {
-			c := clients[w%conns]
-			var n, nbad int64
-			for i := w; time.Now().Before(deadline); i += streams {
-				resp, err := c.Check(context.Background(), reqs[i%len(reqs)])
-				if err != nil {
-					errs <- err
-					return
-				}
-				n++
-				if code := resp.GetStatus().GetCode(); code != 0 {
-					nbad++
-					firstBad.CompareAndSwap(nil, fmt.Sprintf("gRPC status %d: %s", code, resp.GetDeniedResponse().GetBody()))
-				}
+	res, err := closedLoop(streams, d, func(w int, deadline time.Time, t *tally) error {
+		c := clients[w%conns]
+		for i := w; time.Now().Before(deadline); i += streams {
+			resp, err := c.Check(context.Background(), reqs[i%len(reqs)])
+			if err != nil {
+				return err
 			}
-			total.Add(n)
-			bad.Add(nbad)
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	close(errs)
-	if err := <-errs; err != nil {
+			if code := resp.GetStatus().GetCode(); code != 0 {
+				t.refused(fmt.Sprintf("gRPC status %d: %s", code, resp.GetDeniedResponse().GetBody()))
+			}
+			t.n++
+		}
+		return nil
+	})
+	if err != nil {
 		return result{}, fmt.Errorf("gRPC load on %s: %w", addr, err)
-	}
-	res := result{requests: total.Load(), bad: bad.Load(), rate: float64(total.Load()) / elapsed.Seconds()}
-	if v := firstBad.Load(); v != nil {
-		res.firstBad = v.(string)
 	}
 	return res, nil
 }

@@ -6,13 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap/zapcore"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/config"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/authgate/authgate/internal/controller"
@@ -25,7 +23,6 @@ import (
 var env *testenv.Env
 
 func TestMain(m *testing.M) {
-	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapLevel())))
 	os.Exit(testenv.Main(m, &env))
 }
 
@@ -98,14 +95,6 @@ func eventually(t testing.TB, timeout time.Duration, cond func() string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// zapLevel keeps controller-runtime quiet unless AUTHGATE_TEST_LOG is set.
-func zapLevel() zapcore.Level {
-	if os.Getenv("AUTHGATE_TEST_LOG") != "" {
-		return -1
-	}
-	return 2
 }
 
 // newSecretReader reads Secrets as the operator does: metadata from the manager's cache, data from

@@ -21,8 +21,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	authgatev1 "github.com/authgate/authgate/api/v1"
 	"github.com/authgate/authgate/internal/policy"
@@ -35,7 +33,6 @@ import (
 var env *testenv.Env
 
 func TestMain(m *testing.M) {
-	ctrllog.SetLogger(zap.New(zap.WriteTo(os.Stderr)))
 	os.Exit(testenv.Main(m, &env))
 }
 

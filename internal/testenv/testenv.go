@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap/zapcore"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -22,6 +23,8 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/yaml"
 
 	"github.com/authgate/authgate/internal/kube"
@@ -71,7 +74,14 @@ func (e *Env) Stop() error { return e.env.Stop() }
 
 // Main starts an API server, runs the package's tests and stops it; TestMain calls it as
 // os.Exit(testenv.Main(m, &env)). Each of then runs once the server is up, before the tests.
+// controller-runtime's log (informers, reconcilers) goes to stderr, errors only unless
+// AUTHGATE_TEST_LOG is set.
 func Main(m *testing.M, env **Env, then ...func(*Env)) int {
+	level := zapcore.ErrorLevel
+	if os.Getenv("AUTHGATE_TEST_LOG") != "" {
+		level = zapcore.DebugLevel
+	}
+	ctrllog.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(level)))
 	e, err := Start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

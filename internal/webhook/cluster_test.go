@@ -11,15 +11,13 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	authgatev1 "github.com/authgate/authgate/api/v1"
+	"github.com/authgate/authgate/internal/fixture"
 	"github.com/authgate/authgate/internal/testenv"
 	"github.com/authgate/authgate/internal/webhook"
 )
@@ -28,7 +26,6 @@ import (
 var env *testenv.Env
 
 func TestMain(m *testing.M) {
-	ctrllog.SetLogger(zap.New(zap.WriteTo(os.Stderr)))
 	os.Exit(testenv.Main(m, &env))
 }
 
@@ -103,17 +100,7 @@ func TestClusterReplicasEnforceEdits(t *testing.T) {
 	url := "https://" + host + "/orders"
 	ref := ns + "/app"
 
-	hash, err := bcrypt.GenerateFromPassword([]byte("a-test-password"), 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	users := fmt.Sprintf("- email: user@example.com\n  passwordHash: %q\n  roles: [viewer]\n", hash)
-	if err := env.Client.Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "users"},
-		Data:       map[string][]byte{"users.yaml": []byte(users)},
-	}); err != nil {
-		t.Fatal(err)
-	}
+	createUsers(t, ns)
 
 	// The replicas hold exactly the webhook's generated RBAC (config/rbac/webhook).
 	asWebhook := env.UserWithRoles(t, "authgate-webhook-"+ns, ns, testenv.RoleFile("webhook/role.yaml"))
@@ -262,5 +249,17 @@ func TestClusterRunFailsWithoutAPIServer(t *testing.T) {
 	}
 	if resp, _, err := get(t, "http://"+opts.HTTPAddr+"/healthz", nil); err == nil {
 		t.Errorf("Run returned but left its HTTP server answering (%d)", resp.StatusCode)
+	}
+}
+
+// createUsers creates the users Secret "users" in ns that Session rules need (the fixture's users;
+// no test here logs in).
+func createUsers(t testing.TB, ns string) {
+	t.Helper()
+	if err := env.Client.Create(context.Background(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "users"},
+		Data:       fixture.Secrets()["shop-users"],
+	}); err != nil {
+		t.Fatal(err)
 	}
 }

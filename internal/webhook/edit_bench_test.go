@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	authgatev1 "github.com/authgate/authgate/api/v1"
@@ -37,17 +35,7 @@ func BenchmarkPolicyEditEnforced(b *testing.B) {
 	ref := ns + "/app"
 
 	// Session mode needs a login directory, even though no one logs in here.
-	hash, err := bcrypt.GenerateFromPassword([]byte("a-test-password"), bcrypt.DefaultCost)
-	if err != nil {
-		b.Fatal(err)
-	}
-	users := fmt.Sprintf("- email: user@example.com\n  passwordHash: %q\n  roles: [viewer]\n", hash)
-	if err := env.Client.Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "users"},
-		Data:       map[string][]byte{"users.yaml": []byte(users)},
-	}); err != nil {
-		b.Fatal(err)
-	}
+	createUsers(b, ns)
 
 	opts := clusterOptions(b, env.UserWithRoles(b, "authgate-webhook-"+ns, ns, testenv.RoleFile("webhook/role.yaml")))
 	clusterReady(b, startRun(b, opts), opts.HTTPAddr)
