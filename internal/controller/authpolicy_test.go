@@ -99,7 +99,7 @@ type want struct {
 func waitConditions(t *testing.T, ns, name string, wants ...want) *authgatev1.AuthPolicy {
 	t.Helper()
 	p := &authgatev1.AuthPolicy{}
-	eventually(t, waitFor, func() string {
+	testenv.Eventually(t, waitFor, func() string {
 		if err := env.Client.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, p); err != nil {
 			return err.Error()
 		}
@@ -123,7 +123,7 @@ func waitConditions(t *testing.T, ns, name string, wants ...want) *authgatev1.Au
 // waitEvent waits for an Event about the object named regarding with reason and type.
 func waitEvent(t *testing.T, ns, regarding, eventType, reason, note string) {
 	t.Helper()
-	eventually(t, waitFor, func() string {
+	testenv.Eventually(t, waitFor, func() string {
 		list := &eventsv1.EventList{}
 		if err := env.Client.List(context.Background(), list, client.InNamespace(ns)); err != nil {
 			return err.Error()
@@ -229,7 +229,7 @@ func TestConflict(t *testing.T) {
 	create(t, usersSecret(nsA), usersSecret(nsB), older)
 	waitConditions(t, nsA, "shop", accepted, ready)
 	// Creation times have a resolution of one second: make sure the second policy is younger.
-	eventually(t, waitFor, func() string {
+	testenv.Eventually(t, waitFor, func() string {
 		if time.Since(older.CreationTimestamp.Time) <= time.Second {
 			return "waiting for the next second"
 		}
@@ -305,7 +305,7 @@ func TestKeyPending(t *testing.T) {
 	})
 	create(t, usersSecret(ns), jwtPolicy(ns, "api", "api-keys"))
 	p := &authgatev1.AuthPolicy{}
-	eventually(t, waitFor, func() string {
+	testenv.Eventually(t, waitFor, func() string {
 		if err := env.Client.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "api"}, p); err != nil {
 			return err.Error()
 		}

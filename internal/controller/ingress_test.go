@@ -18,6 +18,7 @@ import (
 
 	authgatev1 "github.com/authgate/authgate/api/v1"
 	"github.com/authgate/authgate/internal/controller"
+	"github.com/authgate/authgate/internal/testenv"
 )
 
 // ingressWait bounds every wait for the reconciler: tests run with -race on loaded machines.
@@ -90,7 +91,7 @@ func patchObject(t *testing.T, o client.Object, mutate func()) {
 // waitAnnotations waits until the Ingress ns/name has exactly the annotations want.
 func waitAnnotations(t *testing.T, ns, name string, want map[string]string) {
 	t.Helper()
-	eventually(t, ingressWait, func() string {
+	testenv.Eventually(t, ingressWait, func() string {
 		ing := &networkingv1.Ingress{}
 		if err := env.Client.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, ing); err != nil {
 			return err.Error()
@@ -107,7 +108,7 @@ func waitAnnotations(t *testing.T, ns, name string, want map[string]string) {
 func waitIngressEvent(t *testing.T, ns, name, eventType, reason string, notes ...string) eventsv1.Event {
 	t.Helper()
 	var found eventsv1.Event
-	eventually(t, ingressWait, func() string {
+	testenv.Eventually(t, ingressWait, func() string {
 		list := &eventsv1.EventList{}
 		if err := env.Client.List(context.Background(), list, client.InNamespace(ns)); err != nil {
 			return err.Error()

@@ -16,6 +16,7 @@ import (
 	"github.com/authgate/authgate/internal/controller"
 	"github.com/authgate/authgate/internal/fixture"
 	"github.com/authgate/authgate/internal/policy"
+	"github.com/authgate/authgate/internal/testenv"
 )
 
 // TestSigningKeySecretCreated: the running operator creates a missing signing-key Secret, owned by
@@ -65,7 +66,7 @@ func newRotationHarness(t *testing.T, prefix string) *rotationHarness {
 // asks to be called again.
 func (h *rotationHarness) reconcile(name string) time.Duration {
 	h.t.Helper()
-	eventually(h.t, waitFor, func() string {
+	testenv.Eventually(h.t, waitFor, func() string {
 		err := h.mgr.GetClient().Get(context.Background(), types.NamespacedName{Namespace: h.ns, Name: name}, &authgatev1.AuthPolicy{})
 		if err != nil {
 			return err.Error()
@@ -87,7 +88,7 @@ func (h *rotationHarness) secret(name string) *corev1.Secret {
 	if err := env.Client.Get(context.Background(), types.NamespacedName{Namespace: h.ns, Name: name}, s); err != nil {
 		h.t.Fatal(err)
 	}
-	eventually(h.t, waitFor, func() string {
+	testenv.Eventually(h.t, waitFor, func() string {
 		m := &metav1.PartialObjectMetadata{}
 		m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 		if err := h.mgr.GetClient().Get(context.Background(), client.ObjectKeyFromObject(s), m); err != nil {
@@ -149,7 +150,7 @@ func TestSigningKeyRotation(t *testing.T) {
 
 	// Not yet due: nothing changes, not even the policy (a status patch that would change nothing
 	// is skipped), and the requeue counts down.
-	eventually(t, waitFor, func() string {
+	testenv.Eventually(t, waitFor, func() string {
 		cached := &authgatev1.AuthPolicy{}
 		if err := h.mgr.GetClient().Get(context.Background(), client.ObjectKeyFromObject(p), cached); err != nil || cached.ResourceVersion != got.ResourceVersion {
 			return "the cache is behind the policy's status"

@@ -80,23 +80,6 @@ func startManagerWithConfig(t testing.TB, cfg *rest.Config, namespaces []string,
 	return mgr
 }
 
-// eventually polls cond every 20ms until it returns "" or timeout passes, then fails the test with
-// the last message cond returned.
-func eventually(t testing.TB, timeout time.Duration, cond func() string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		msg := cond()
-		if msg == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %s", timeout, msg)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // newSecretReader reads Secrets as the operator does: metadata from the manager's cache, data from
 // the API server.
 func newSecretReader(mgr ctrl.Manager) *source.SecretReader {

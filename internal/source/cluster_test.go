@@ -102,22 +102,6 @@ func waitSnapshot(t *testing.T, pub *published, cond func(*policy.Snapshot) stri
 	}
 }
 
-// waitUntil polls cond until it returns "", failing with its last message after 30 seconds.
-func waitUntil(t *testing.T, cond func() string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		msg := cond()
-		if msg == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 30s: %s", msg)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func has(ns, name string) func(*policy.Snapshot) string {
 	return func(s *policy.Snapshot) string {
 		if _, ok := s.Get(policy.Ref{Namespace: ns, Name: name}); !ok {
@@ -220,7 +204,7 @@ func remove(t *testing.T, obj client.Object) {
 // then it has seen the policy that references it.
 func referencing(t *testing.T, w *clusterWatcher, nn types.NamespacedName) {
 	t.Helper()
-	waitUntil(t, func() string {
+	testenv.Eventually(t, 30*time.Second, func() string {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		if _, ok := w.referenced[nn]; !ok {
@@ -296,7 +280,7 @@ func TestWatchClusterFollowsPolicies(t *testing.T) {
 		StringData: map[string]string{"k": "a-secret-value"},
 	}
 	create(t, unrelated)
-	waitUntil(t, func() string {
+	testenv.Eventually(t, 30*time.Second, func() string {
 		m := secretMeta()
 		if err := w.cache.Get(context.Background(), client.ObjectKeyFromObject(unrelated), m); err != nil {
 			return fmt.Sprintf("the Secret is not in the metadata cache: %v", err)
@@ -310,7 +294,7 @@ func TestWatchClusterFollowsPolicies(t *testing.T) {
 		t.Errorf("the reader holds %d Secrets, want 2 (users and broken-users)", n)
 	}
 	remove(t, broken)
-	waitUntil(t, func() string {
+	testenv.Eventually(t, 30*time.Second, func() string {
 		if n := w.secrets.Cached(); n != 1 {
 			return fmt.Sprintf("after the broken policy was deleted, the reader holds %d Secrets, want 1", n)
 		}
@@ -323,7 +307,7 @@ func TestWatchClusterFollowsPolicies(t *testing.T) {
 	waitSnapshot(t, pub, has(ns, "status-copy"))
 	remove(t, &authgatev1.AuthPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shop"}})
 	waitSnapshot(t, pub, lacks(ns, "shop"))
-	waitUntil(t, func() string {
+	testenv.Eventually(t, 30*time.Second, func() string {
 		if n := w.secrets.Cached(); n != 0 {
 			return fmt.Sprintf("with no policy referencing a Secret, the reader holds %d", n)
 		}
@@ -409,7 +393,7 @@ func TestWatchClusterKeepsPoliciesWhileSecretsCannotBeRead(t *testing.T) {
 	flaky.failing.Store(true)
 	secret.Data = usersSecret(t, ns, "users", 2).Data
 	update(t, secret)
-	waitUntil(t, func() string {
+	testenv.Eventually(t, 30*time.Second, func() string {
 		if n := flaky.refusals.Load(); n < 2 {
 			return fmt.Sprintf("%d reads of the changed Secret tried, want a first one and a retry", n)
 		}

@@ -42,26 +42,10 @@ func clusterOptions(t testing.TB, cfg *rest.Config) webhook.Options {
 	return opts
 }
 
-// pollUntil polls cond every 10ms until it returns "", failing with its last message after 30s.
-func pollUntil(t testing.TB, cond func() string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		msg := cond()
-		if msg == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 30s: %s", msg)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // clusterReady waits until the webhook on addr is ready: its first snapshot is loaded.
 func clusterReady(t testing.TB, r *run, addr string) {
 	t.Helper()
-	pollUntil(t, func() string {
+	testenv.Eventually(t, 30*time.Second, func() string {
 		select {
 		case <-r.done:
 			t.Fatalf("Run returned before it was ready: %v", r.err)
@@ -132,7 +116,7 @@ func TestClusterReplicasEnforceEdits(t *testing.T) {
 	if err := env.Client.Create(ctx, p); err != nil {
 		t.Fatal(err)
 	}
-	pollUntil(t, every(http.StatusOK, ""))
+	testenv.Eventually(t, 30*time.Second, every(http.StatusOK, ""))
 
 	// The rule now asks for a session: an anonymous check is a 401 on every replica.
 	if err := env.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "app"}, p); err != nil {
@@ -176,7 +160,7 @@ func TestClusterReplicasEnforceEdits(t *testing.T) {
 	if err := env.Client.Delete(ctx, p); err != nil {
 		t.Fatal(err)
 	}
-	pollUntil(t, every(http.StatusBadRequest, "unknown_policy"))
+	testenv.Eventually(t, 30*time.Second, every(http.StatusBadRequest, "unknown_policy"))
 }
 
 // gatedTransport holds every request to the API server until open is closed.
@@ -210,7 +194,7 @@ func TestClusterServesHealthBeforePolicies(t *testing.T) {
 	r := startRun(t, opts)
 	base := "http://" + opts.HTTPAddr
 
-	pollUntil(t, func() string {
+	testenv.Eventually(t, 30*time.Second, func() string {
 		resp, _, err := get(t, base+"/healthz", nil)
 		if err != nil {
 			return fmt.Sprintf("/healthz: %v", err)

@@ -54,7 +54,7 @@ func BenchmarkPolicyEditEnforced(b *testing.B) {
 	if err := env.Client.Create(ctx, p); err != nil {
 		b.Fatal(err)
 	}
-	pollUntil(b, func() string {
+	testenv.Eventually(b, 30*time.Second, func() string {
 		if status, body := nginxCheck(b, opts.HTTPAddr, ref, url); status != http.StatusOK {
 			return fmt.Sprintf("before the first edit: %d %q, want 200", status, body)
 		}
