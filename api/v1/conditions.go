@@ -36,7 +36,8 @@ const (
 	// ReasonSecretInvalid: a referenced Secret lacks a key or its content does not parse; the message
 	// names the Secret, the key and what is wrong.
 	ReasonSecretInvalid = "SecretInvalid"
-	// ReasonKeyPending: the signing-key Secret does not exist yet and the operator is creating it.
+	// ReasonKeyPending: the signing-key Secret does not exist and the operator could not create it
+	// yet; the message says why, and the operator keeps trying.
 	ReasonKeyPending = "KeyPending"
 )
 
