@@ -441,7 +441,9 @@ func Run(ctx context.Context, o Options) error {
 		case <-ctx.Done():
 			serving = false
 		case err := <-errs:
-			return err
+			// One server failed: the others are shut down too rather than left serving.
+			runErr = err
+			serving = false
 		case err := <-watched:
 			// Without a first snapshot the webhook would never get ready: stop with the reason,
 			// so that Kubernetes shows it and restarts the pod.
