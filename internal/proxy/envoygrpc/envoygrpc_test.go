@@ -412,13 +412,9 @@ func TestHugeHeaders(t *testing.T) {
 	}
 	hs["cookie"] = "shop_session=" + big
 	hs["authorization"] = "Bearer " + big
-	start := time.Now()
 	resp, err := s.Check(context.Background(), check("GET", "shop.example.com", "/api/orders", hs, nil))
 	if err != nil || resp.GetStatus().GetCode() == 0 {
 		t.Fatalf("huge request: %v, %v; want a denial", resp.GetStatus(), err)
-	}
-	if d := time.Since(start); d > 100*time.Millisecond {
-		t.Errorf("answered in %v", d)
 	}
 
 	// Over the network, within gRPC's default 4 MiB message limit: 2,000 headers of 1 KiB.
@@ -428,13 +424,31 @@ func TestHugeHeaders(t *testing.T) {
 		small["x-h-"+strconv.Itoa(i)] = big[:1024]
 	}
 	small["cookie"] = "shop_session=" + big
-	start = time.Now()
 	resp, err = client.Check(context.Background(), check("GET", "shop.example.com", "/orders", small, nil))
 	if err != nil || resp.GetStatus().GetCode() == 0 {
 		t.Fatalf("huge request over gRPC: %v, %v; want a denial", resp.GetStatus(), err)
 	}
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("answered in %v", d)
+}
+
+// BenchmarkCheckGRPCHugeHeaders measures what TestHugeHeaders sends in process: 2000 headers of
+// 64 KiB and credentials of 64 KiB, which must cost about as much as any other denial (nothing
+// copies or scans the whole request).
+func BenchmarkCheckGRPCHugeHeaders(b *testing.B) {
+	w := newWorld(b)
+	s := envoygrpc.NewServer(w.engine)
+	big := strings.Repeat("v", 64<<10)
+	hs := make(map[string]string, 2002)
+	for i := range 2000 {
+		hs["x-h-"+strconv.Itoa(i)] = big
+	}
+	hs["cookie"] = "shop_session=" + big
+	hs["authorization"] = "Bearer " + big
+	req := check("GET", "shop.example.com", "/api/orders", hs, nil)
+	for b.Loop() {
+		resp, err := s.Check(context.Background(), req)
+		if err != nil || resp.GetStatus().GetCode() == 0 {
+			b.Fatalf("huge request: %v, %v; want a denial", resp.GetStatus(), err)
+		}
 	}
 }
 
