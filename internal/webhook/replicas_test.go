@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/authgate/authgate/internal/store/redistest"
+	"github.com/authgate/authgate/internal/testenv"
 	"github.com/authgate/authgate/internal/webhook"
 )
 
@@ -49,20 +50,15 @@ func sharedKey(t *testing.T) string {
 	return path
 }
 
-// eventually polls cond until it holds or the deadline passes.
+// eventually polls cond until it holds, failing with what and cond's last state after d.
 func eventually(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		ok, state := cond()
-		if ok {
-			return
+	testenv.Eventually(t, d, func() string {
+		if ok, state := cond(); !ok {
+			return what + ": " + state
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v (%s)", what, d, state)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return ""
+	})
 }
 
 // TestReplicasShareRedis runs two webhooks against one real redis-server: what one does, the other
