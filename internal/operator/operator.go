@@ -11,9 +11,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -24,7 +21,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	ctrlzap "sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/authgate/authgate/internal/controller"
@@ -74,15 +70,7 @@ func Main(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
-	log := ctrlzap.New(ctrlzap.WriteTo(stderr), ctrlzap.UseDevMode(opts.LogDevelopment))
-	ctrl.SetLogger(log)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := Run(logr.NewContext(ctx, log), opts); err != nil {
-		log.Error(err, "Operator stopped")
-		return 1
-	}
-	return 0
+	return kube.Run(stderr, opts.LogDevelopment, "Operator", func(ctx context.Context) error { return Run(ctx, opts) })
 }
 
 // ParseFlags reads the operator's flags.

@@ -81,17 +81,6 @@ func get(url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-func poll(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // TestRun runs the operator as the command does, against a real API server, as a user holding only
 // the generated RBAC (config/rbac/operator): it takes the Lease, becomes ready, creates a signing
 // key, reconciles a policy, wires an Ingress and serves metrics.
@@ -116,14 +105,22 @@ func TestRun(t *testing.T) {
 			t.Errorf("Run: %v", err)
 		}
 	}()
-	poll(t, "/readyz", func() bool { code, _ := get("http://" + health + "/readyz"); return code == http.StatusOK })
+	testenv.Eventually(t, 60*time.Second, func() string {
+		if code, body := get("http://" + health + "/readyz"); code != http.StatusOK {
+			return fmt.Sprintf("/readyz answered %d %s", code, body)
+		}
+		return ""
+	})
 	if code, _ := get("http://" + health + "/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz answered %d", code)
 	}
-	poll(t, "the leader election Lease", func() bool {
+	testenv.Eventually(t, 60*time.Second, func() string {
 		lease := &coordinationv1.Lease{}
 		err := env.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "authgate-operator.authgate.dev"}, lease)
-		return err == nil && lease.Spec.HolderIdentity != nil && *lease.Spec.HolderIdentity != ""
+		if err != nil || lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {
+			return fmt.Sprintf("the leader election Lease is not held (%v)", err)
+		}
+		return ""
 	})
 
 	users := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "users", Namespace: ns}, Data: fixture.Secrets()["shop-users"]}
@@ -157,18 +154,28 @@ func TestRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := &authgatev1.AuthPolicy{}
-	poll(t, "the policy to be Ready with its Ingress attached", func() bool {
-		return env.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "shop"}, got) == nil &&
-			meta.IsStatusConditionTrue(got.Status.Conditions, authgatev1.ConditionReady) && got.Status.AttachedIngresses == 1
+	testenv.Eventually(t, 60*time.Second, func() string {
+		if err := env.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "shop"}, got); err != nil {
+			return err.Error()
+		}
+		if !meta.IsStatusConditionTrue(got.Status.Conditions, authgatev1.ConditionReady) || got.Status.AttachedIngresses != 1 {
+			return fmt.Sprintf("the policy is not Ready with its Ingress attached: %+v", got.Status)
+		}
+		return ""
 	})
 	keys := &corev1.Secret{}
 	if err := env.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "keys"}, keys); err != nil || string(keys.Data[authgatev1.SigningKeyActiveKey]) != got.Status.ActiveKeyID {
 		t.Errorf("signing-key Secret %v (%v), status.activeKeyID %q", keys.Data[authgatev1.SigningKeyActiveKey], err, got.Status.ActiveKeyID)
 	}
-	poll(t, "the Ingress to be wired", func() bool {
+	testenv.Eventually(t, 60*time.Second, func() string {
 		wired := &networkingv1.Ingress{}
-		return env.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "shop"}, wired) == nil &&
-			wired.Annotations["nginx.ingress.kubernetes.io/auth-url"] == "http://authgate-webhook.authgate.svc:8080/check/nginx?policy="+ns+"/shop"
+		if err := env.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "shop"}, wired); err != nil {
+			return err.Error()
+		}
+		if got := wired.Annotations["nginx.ingress.kubernetes.io/auth-url"]; got != "http://authgate-webhook.authgate.svc:8080/check/nginx?policy="+ns+"/shop" {
+			return "the Ingress is not wired: auth-url " + got
+		}
+		return ""
 	})
 	code, body := get("http://" + metrics + "/metrics")
 	want := fmt.Sprintf("controller_runtime_reconcile_total{controller=%q,result=%q}", "authpolicy", "success")

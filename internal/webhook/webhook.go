@@ -13,11 +13,9 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
-	"os/signal"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -30,8 +28,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"k8s.io/client-go/rest"
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
-	ctrlzap "sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/authgate/authgate/internal/authz"
 	"github.com/authgate/authgate/internal/kube"
@@ -105,16 +101,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
-	log := ctrlzap.New(ctrlzap.WriteTo(stderr), ctrlzap.UseDevMode(opts.LogDevelopment))
-	// The cluster source's informers log through controller-runtime's logger.
-	ctrllog.SetLogger(log)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := Run(logr.NewContext(ctx, log), opts); err != nil {
-		log.Error(err, "Webhook stopped")
-		return 1
-	}
-	return 0
+	return kube.Run(stderr, opts.LogDevelopment, "Webhook", func(ctx context.Context) error { return Run(ctx, opts) })
 }
 
 // ParseFlags reads the webhook's flags.
