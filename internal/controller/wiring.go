@@ -249,19 +249,6 @@ func (w Wiring) Plan(ing *networkingv1.Ingress, p *authgatev1.AuthPolicy) Ingres
 	return plan
 }
 
-// Attached reports whether ing is wired to p: it names p (in p's namespace) and authgate manages
-// every annotation p needs on it, none of them being a person's. Changes still pending (the
-// reconciler has yet to apply them) do not count against it.
-func (w Wiring) Attached(ing *networkingv1.Ingress, p *authgatev1.AuthPolicy) bool {
-	if ing == nil || p == nil || ing.Namespace != p.Namespace {
-		return false
-	}
-	if name, ok := ing.Annotations[authgatev1.PolicyAnnotation]; !ok || name != p.Name {
-		return false
-	}
-	return len(w.Plan(ing, p).Conflicts) == 0
-}
-
 // managedKeys parses the managed-annotations record of annotations, keeping only keys authgate can
 // set.
 func managedKeys(annotations map[string]string) map[string]bool {

@@ -392,31 +392,3 @@ func TestWiringValidate(t *testing.T) {
 		})
 	}
 }
-
-func TestWiringAttached(t *testing.T) {
-	w := controller.Wiring{WebhookURL: wiringWebhookURL}
-	p := wiringPolicy("shop")
-	tests := map[string]struct {
-		ing  *networkingv1.Ingress
-		p    *authgatev1.AuthPolicy
-		want bool
-	}{
-		"wired":                          {ing: wiringIngress(wiredAnnotations("", nil)), p: p, want: true},
-		"names p, changes still pending": {ing: wiringIngress(map[string]string{keyPolicy: "shop"}), p: p, want: true},
-		"names another policy":           {ing: wiringIngress(map[string]string{keyPolicy: "other"}), p: p},
-		"names no policy":                {ing: wiringIngress(wiredAnnotations("", map[string]string{keyPolicy: ""})), p: p},
-		"policy of another namespace":    {ing: wiringIngress(wiredAnnotations("", nil)), p: wiringPolicy("other")},
-		"a person's auth-url": {
-			ing: wiringIngress(map[string]string{keyPolicy: "shop", keyAuthURL: "http://mine.example.com/auth"}), p: p,
-		},
-		"no policy":  {ing: wiringIngress(wiredAnnotations("", nil))},
-		"no Ingress": {p: p},
-	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			if got := w.Attached(tc.ing, tc.p); got != tc.want {
-				t.Errorf("Attached = %t, want %t", got, tc.want)
-			}
-		})
-	}
-}
