@@ -116,6 +116,11 @@ func TestRedisConformanceCluster(t *testing.T) {
 		admins = append(admins, rawClient(t, addr))
 	}
 	conformanceACL(t, store.RedisConfig{Addrs: cluster.Addrs, Username: "authgate", Password: "s3cret"}, admins)
+	// A managed Cluster often offers one configuration endpoint: with Cluster set, one node's
+	// address is enough to find the others, and the suite passes the same way.
+	t.Run("one endpoint", func(t *testing.T) {
+		conformanceACL(t, store.RedisConfig{Addrs: cluster.Addrs[:1], Cluster: true, Username: "authgate", Password: "s3cret"}, admins)
+	})
 }
 
 // The ACL of docs/redis.md is enough for every method, with the default prefix.
@@ -939,6 +944,10 @@ func TestRedisConfigValidate(t *testing.T) {
 		"TLS with redis://":       {store.RedisConfig{URL: "redis://a:1", TLS: true}, `use "rediss://"`},
 		"CA without TLS":          {store.RedisConfig{Addrs: []string{"a:1"}, CAFile: files.ca}, "need TLS"},
 		"DB on Cluster":           {store.RedisConfig{Addrs: []string{"a:1", "b:2"}, DB: 2}, "Redis Cluster"},
+		"Cluster endpoint":        {store.RedisConfig{Addrs: []string{"cfg.example:6379"}, Cluster: true}, ""},
+		"Cluster with URL":        {store.RedisConfig{URL: "redis://a:1", Cluster: true}, "Cluster needs the nodes"},
+		"Cluster and Sentinel":    {store.RedisConfig{Addrs: []string{"a:1"}, Cluster: true, SentinelMaster: "m"}, "exclude each other"},
+		"DB on Cluster endpoint":  {store.RedisConfig{Addrs: []string{"a:1"}, Cluster: true, DB: 1}, "database 0 only"},
 		"negative DB":             {store.RedisConfig{Addrs: []string{"a:1"}, DB: -1}, "DB -1 is negative"},
 		"negative timeout":        {store.RedisConfig{Addrs: []string{"a:1"}, ReadTimeout: -time.Second}, "ReadTimeout -1s is negative"},
 		"negative pool":           {store.RedisConfig{Addrs: []string{"a:1"}, PoolSize: -1}, "PoolSize -1 is negative"},
@@ -1015,6 +1024,9 @@ func TestRedisConfigNewClient(t *testing.T) {
 	if co := cluster.Options(); !slices.Equal(co.Addrs, []string{"127.0.0.1:7000", "127.0.0.1:7001"}) || co.TLSConfig == nil || co.TLSConfig.ServerName != "" {
 		t.Errorf("cluster options: %+v (the TLS server name must be each node's host)", co)
 	}
+	if _, ok := newClient(store.RedisConfig{Addrs: []string{"127.0.0.1:7000"}, Cluster: true}).(*redis.ClusterClient); !ok {
+		t.Error("one address with Cluster: not a *redis.ClusterClient")
+	}
 }
 
 func TestRedisConfigFromEnv(t *testing.T) {
@@ -1043,6 +1055,18 @@ func TestRedisConfigFromEnv(t *testing.T) {
 	}
 	if err := got.Validate(); err == nil || !strings.Contains(err.Error(), "AUTHGATE_REDIS_TLS") {
 		t.Errorf("Validate of an unreadable AUTHGATE_REDIS_TLS: %v, want an error naming it", err)
+	}
+	got = store.RedisConfigFromEnv(func(k string) string {
+		return map[string]string{"AUTHGATE_REDIS_ADDRS": "cfg:6379", "AUTHGATE_REDIS_CLUSTER": "true"}[k]
+	})
+	if !got.Cluster || got.Validate() != nil {
+		t.Errorf("AUTHGATE_REDIS_CLUSTER=true: %v (Validate: %v)", got, got.Validate())
+	}
+	got = store.RedisConfigFromEnv(func(k string) string {
+		return map[string]string{"AUTHGATE_REDIS_ADDRS": "cfg:6379", "AUTHGATE_REDIS_CLUSTER": "sometimes"}[k]
+	})
+	if err := got.Validate(); err == nil || !strings.Contains(err.Error(), "AUTHGATE_REDIS_CLUSTER") {
+		t.Errorf("Validate of an unreadable AUTHGATE_REDIS_CLUSTER: %v, want an error naming it", err)
 	}
 	if got := store.RedisConfigFromEnv(func(string) string { return "" }); got.Validate() == nil {
 		t.Error("an empty environment validates")

@@ -34,6 +34,10 @@ type RedisConfig struct {
 	// SentinelMaster is the name under which the Sentinels in Addrs know the master.
 	// (AUTHGATE_REDIS_SENTINEL_MASTER)
 	SentinelMaster string
+	// Cluster treats Addrs as Redis Cluster nodes even when there is one: a managed Cluster's
+	// configuration endpoint, say. Several Addrs without SentinelMaster are a Cluster anyway.
+	// (AUTHGATE_REDIS_CLUSTER: true or false)
+	Cluster bool
 	// Username is the ACL user (Redis 6 or later); empty for the default user. It overrides a user
 	// in URL. (AUTHGATE_REDIS_USERNAME)
 	Username string
@@ -78,8 +82,9 @@ const (
 )
 
 // RedisConfigFromEnv reads a RedisConfig from the environment variables AUTHGATE_REDIS_URL,
-// AUTHGATE_REDIS_ADDRS (comma-separated), AUTHGATE_REDIS_SENTINEL_MASTER, AUTHGATE_REDIS_USERNAME,
-// AUTHGATE_REDIS_PASSWORD, AUTHGATE_REDIS_SENTINEL_PASSWORD, AUTHGATE_REDIS_TLS (a boolean) and
+// AUTHGATE_REDIS_ADDRS (comma-separated), AUTHGATE_REDIS_SENTINEL_MASTER, AUTHGATE_REDIS_CLUSTER (a
+// boolean), AUTHGATE_REDIS_USERNAME, AUTHGATE_REDIS_PASSWORD, AUTHGATE_REDIS_SENTINEL_PASSWORD,
+// AUTHGATE_REDIS_TLS (a boolean) and
 // AUTHGATE_REDIS_CA_FILE, through getenv (os.Getenv). A value it cannot read is reported by
 // Validate.
 func RedisConfigFromEnv(getenv func(string) string) RedisConfig {
@@ -95,6 +100,13 @@ func RedisConfigFromEnv(getenv func(string) string) RedisConfig {
 		if a = strings.TrimSpace(a); a != "" {
 			c.Addrs = append(c.Addrs, a)
 		}
+	}
+	if v := strings.TrimSpace(getenv("AUTHGATE_REDIS_CLUSTER")); v != "" {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			c.envErr = fmt.Errorf("redis: AUTHGATE_REDIS_CLUSTER=%q is not a boolean (true or false)", v)
+		}
+		c.Cluster = on
 	}
 	if v := strings.TrimSpace(getenv("AUTHGATE_REDIS_TLS")); v != "" {
 		tlsOn, err := strconv.ParseBool(v)
@@ -146,6 +158,12 @@ func (c RedisConfig) options() (redisOptions, error) {
 		return redisOptions{}, errors.New("redis: no server: set URL (a standalone server) or Addrs")
 	case c.URL != "" && c.SentinelMaster != "":
 		return redisOptions{}, errors.New("redis: SentinelMaster needs the Sentinels' addresses in Addrs, not a URL")
+	case c.Cluster && c.URL != "":
+		return redisOptions{}, errors.New("redis: Cluster needs the nodes (or a configuration endpoint) in Addrs, not a URL")
+	case c.Cluster && c.SentinelMaster != "":
+		return redisOptions{}, errors.New("redis: Cluster and SentinelMaster exclude each other")
+	case c.Cluster && c.DB != 0:
+		return redisOptions{}, fmt.Errorf("redis: DB %d: Redis Cluster has database 0 only", c.DB)
 	case c.SentinelPassword != "" && c.SentinelMaster == "":
 		return redisOptions{}, errors.New("redis: SentinelPassword is set but SentinelMaster is not")
 	case c.DB < 0:
@@ -241,6 +259,7 @@ func (c RedisConfig) options() (redisOptions, error) {
 	return redisOptions{universal: &redis.UniversalOptions{
 		Addrs:                 c.Addrs,
 		MasterName:            c.SentinelMaster,
+		IsClusterMode:         c.Cluster,
 		Username:              c.Username,
 		Password:              c.Password,
 		SentinelPassword:      c.SentinelPassword,
@@ -310,10 +329,10 @@ func (c RedisConfig) String() string {
 		parsed.User = url.UserPassword(parsed.User.Username(), "REDACTED")
 		u = parsed.String()
 	}
-	return fmt.Sprintf("{URL:%q Addrs:%q SentinelMaster:%q Username:%q Password:%s SentinelPassword:%s DB:%d "+
+	return fmt.Sprintf("{URL:%q Addrs:%q SentinelMaster:%q Cluster:%t Username:%q Password:%s SentinelPassword:%s DB:%d "+
 		"TLS:%t CAFile:%q CertFile:%q KeyFile:%q InsecureSkipVerify:%t Prefix:%q DialTimeout:%v ReadTimeout:%v "+
 		"WriteTimeout:%v PoolSize:%d}",
-		u, c.Addrs, c.SentinelMaster, c.Username, secret(c.Password), secret(c.SentinelPassword), c.DB,
+		u, c.Addrs, c.SentinelMaster, c.Cluster, c.Username, secret(c.Password), secret(c.SentinelPassword), c.DB,
 		c.TLS, c.CAFile, c.CertFile, c.KeyFile, c.InsecureSkipVerify, c.Prefix, c.DialTimeout, c.ReadTimeout,
 		c.WriteTimeout, c.PoolSize)
 }

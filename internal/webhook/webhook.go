@@ -126,6 +126,7 @@ func ParseFlags(args []string, output io.Writer) (Options, error) {
 	fs.StringVar(&o.Redis.URL, "redis-url", o.Redis.URL, "standalone Redis as redis://[user@]host:port[/db] or rediss:// for TLS (env AUTHGATE_REDIS_URL)")
 	fs.StringVar(&redisAddrs, "redis-addrs", redisAddrs, "comma-separated host:port: one server, the Sentinels (with --redis-sentinel-master), or Cluster nodes (env AUTHGATE_REDIS_ADDRS)")
 	fs.StringVar(&o.Redis.SentinelMaster, "redis-sentinel-master", o.Redis.SentinelMaster, "the master's name at the Sentinels in --redis-addrs (env AUTHGATE_REDIS_SENTINEL_MASTER)")
+	fs.BoolVar(&o.Redis.Cluster, "redis-cluster", o.Redis.Cluster, "treat --redis-addrs as Redis Cluster nodes even when it names one (a configuration endpoint) (env AUTHGATE_REDIS_CLUSTER)")
 	fs.StringVar(&o.Redis.Username, "redis-username", o.Redis.Username, "ACL user; the password comes from env AUTHGATE_REDIS_PASSWORD (env AUTHGATE_REDIS_USERNAME)")
 	fs.IntVar(&o.Redis.DB, "redis-db", o.Redis.DB, "database number (standalone and Sentinel)")
 	fs.BoolVar(&o.Redis.TLS, "redis-tls", o.Redis.TLS, "connect with TLS (env AUTHGATE_REDIS_TLS)")
