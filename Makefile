@@ -8,6 +8,12 @@ CONTROLLER_GEN := $(GO) tool controller-gen
 STATICCHECK := $(GO) tool staticcheck
 FUZZTIME ?= 30s
 TEST_FLAGS ?= -race
+# Images (make image, make image-push): docker or podman; the tag defaults to the chart's appVersion.
+CONTAINER_TOOL ?= docker
+IMAGE_REGISTRY ?= ghcr.io/authgate
+IMAGE_TAG ?= $(shell awk '$$1 == "appVersion:" { gsub(/"/, "", $$2); print $$2 }' charts/authgate/Chart.yaml 2>/dev/null)
+PLATFORMS ?=
+IMAGES := webhook operator
 
 .PHONY: help
 help: ## List the targets.
@@ -28,15 +34,34 @@ build: ## Compile every package (and the commands under cmd/ into bin/).
 	$(GO) build ./...
 	@if compgen -G 'cmd/*/main.go' >/dev/null; then $(GO) build -trimpath -o bin/ ./cmd/...; fi
 
+.PHONY: image
+image: ## Build the webhook and operator images, tagged with the chart's appVersion (docs/images.md).
+	@test -n "$(IMAGE_TAG)" || { echo "IMAGE_TAG is empty (no appVersion in charts/authgate/Chart.yaml?)" >&2; exit 1; }
+	for name in $(IMAGES); do \
+		$(CONTAINER_TOOL) build --target "$$name" --build-arg VERSION=$(IMAGE_TAG) -t $(IMAGE_REGISTRY)/authgate-$$name:$(IMAGE_TAG) . ; \
+	done
+
+.PHONY: image-push
+image-push: $(if $(PLATFORMS),,image) ## Push both images; with PLATFORMS=linux/amd64,linux/arm64, build and push them multi-arch (buildx).
+	@test -n "$(IMAGE_TAG)" || { echo "IMAGE_TAG is empty (no appVersion in charts/authgate/Chart.yaml?)" >&2; exit 1; }
+	for name in $(IMAGES); do \
+		if [ -n "$(PLATFORMS)" ]; then \
+			$(CONTAINER_TOOL) buildx build --platform "$(PLATFORMS)" --target "$$name" --build-arg VERSION=$(IMAGE_TAG) -t $(IMAGE_REGISTRY)/authgate-$$name:$(IMAGE_TAG) --push . ; \
+		else \
+			$(CONTAINER_TOOL) push $(IMAGE_REGISTRY)/authgate-$$name:$(IMAGE_TAG); \
+		fi; \
+	done
+
 .PHONY: generate
 generate: ## Write zz_generated.deepcopy.go.
 	$(CONTROLLER_GEN) object paths=./api/...
 
 .PHONY: manifests
-manifests: ## Write the CRDs (config/crd/bases), RBAC from markers (config/rbac) and docs/policy-reference.md.
+manifests: ## Write the CRDs (config/crd/bases), RBAC from markers (config/rbac), the chart's copies of both and docs/policy-reference.md.
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=authgate-operator paths=./internal/controller/... paths=./internal/operator/... output:rbac:artifacts:config=config/rbac/operator
 	$(CONTROLLER_GEN) rbac:roleName=authgate-webhook paths=./internal/source/... output:rbac:artifacts:config=config/rbac/webhook
+	$(GO) run ./hack/chartgen -crds config/crd/bases -rbac config/rbac -out charts/authgate/templates
 	$(GO) run ./hack/crddoc -crd config/crd/bases/authgate.dev_authpolicies.yaml -header hack/crddoc/header.md -out docs/policy-reference.md
 
 .PHONY: verify

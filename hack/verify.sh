@@ -17,7 +17,7 @@ git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' 
 	cp -p "$f" "$tmp/$f"
 done
 (cd "$tmp" && make -s generate manifests >/dev/null)
-generated=(api config docs/policy-reference.md)
+generated=(api config charts docs/policy-reference.md)
 for p in "${generated[@]}"; do
 	if ! d=$(diff -ruN "$root/$p" "$tmp/$p"); then
 		fail "$p is stale: run make generate manifests"
