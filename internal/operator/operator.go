@@ -118,7 +118,10 @@ func (o Options) validate() error {
 	return nil
 }
 
+// Leader election holds a Lease and records its changes as core Events, both in the Lease's
+// namespace only.
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;create;update,namespace=system
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch,namespace=system
 
 // Run runs the operator until ctx ends.
 func Run(ctx context.Context, o Options) error {

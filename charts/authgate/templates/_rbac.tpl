@@ -50,6 +50,13 @@
 {{- end }}
 {{- define "authgate.rbac.operator.namespace" }}
 - apiGroups:
+  - ""
+  resources:
+  - events
+  verbs:
+  - create
+  - patch
+- apiGroups:
   - coordination.k8s.io
   resources:
   - leases
