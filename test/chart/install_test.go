@@ -216,6 +216,44 @@ ingress: {enabled: true, host: auth.example.com}`, redis.Addr))
 	}
 }
 
+// TestUpgradeKeepsGeneratedSecrets: the webhook's shared key and the bundled Redis's password are
+// made once, at install; `helm upgrade` looks them up and renders the same values, so replicas keep
+// agreeing and the webhook keeps the password Redis requires.
+func TestUpgradeKeepsGeneratedSecrets(t *testing.T) {
+	ns := env.Namespace(t, "upgrade")
+	installed := mustRender(t, ns, "")
+	c, _ := strictClient(t)
+	for _, o := range installed.objects {
+		if o.GetKind() == "Secret" {
+			if err := c.Apply(context.Background(), client.ApplyConfigurationFromUnstructured(o.DeepCopy()), client.FieldOwner("helm")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	upgraded, err := renderWith(t, ns, "", env.Config)
+	if err != nil {
+		t.Fatalf("rendering the upgrade: %v", err)
+	}
+	var before, after corev1.Secret
+	installed.one(t, "Secret", "authgate-webhook-key", &before)
+	upgraded.one(t, "Secret", "authgate-webhook-key", &after)
+	if len(before.Data["secret-key"]) < 32 || string(before.Data["secret-key"]) != string(after.Data["secret-key"]) {
+		t.Error("the upgrade renders another shared key")
+	}
+	installed.one(t, "Secret", "authgate-redis", &before)
+	upgraded.one(t, "Secret", "authgate-redis", &after)
+	if before.StringData["password"] == "" || before.StringData["password"] != after.StringData["password"] ||
+		before.StringData["redis.conf"] != after.StringData["redis.conf"] {
+		t.Error("the upgrade renders another Redis password")
+	}
+	// A fresh install elsewhere gets keys of its own.
+	other := mustRender(t, env.Namespace(t, "upgrade"), "")
+	other.one(t, "Secret", "authgate-redis", &after)
+	if after.StringData["password"] == before.StringData["password"] {
+		t.Error("two installs share a generated password")
+	}
+}
+
 // serviceAccountConfig reaches the API server as a ServiceAccount, with a token from the
 // TokenRequest API, the way a pod's projected token does.
 func serviceAccountConfig(t *testing.T, namespace, name string) *rest.Config {

@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 )
 
@@ -53,6 +54,13 @@ func parseValues(t testing.TB, valuesYAML string) map[string]any {
 // and every template is executed. The error is the one helm would print.
 func render(t testing.TB, namespace, valuesYAML string) (*rendering, error) {
 	t.Helper()
+	return renderWith(t, namespace, valuesYAML, nil)
+}
+
+// renderWith renders like render, and with upgrade set it renders a `helm upgrade` whose lookup
+// function reads the cluster behind upgrade.
+func renderWith(t testing.TB, namespace, valuesYAML string, upgrade *rest.Config) (*rendering, error) {
+	t.Helper()
 	chrt, err := loader.Load(chartDir())
 	if err != nil {
 		t.Fatalf("loading the chart: %v", err)
@@ -60,13 +68,20 @@ func render(t testing.TB, namespace, valuesYAML string) (*rendering, error) {
 	values := parseValues(t, valuesYAML)
 	caps := chartutil.DefaultCapabilities.Copy()
 	caps.APIVersions = append(caps.APIVersions, "monitoring.coreos.com/v1", "monitoring.coreos.com/v1/ServiceMonitor")
-	top, err := chartutil.ToRenderValues(chrt, values, chartutil.ReleaseOptions{
-		Name: "authgate", Namespace: namespace, Revision: 1, IsInstall: true, IsUpgrade: false,
-	}, caps)
+	opts := chartutil.ReleaseOptions{Name: "authgate", Namespace: namespace, Revision: 1, IsInstall: true}
+	if upgrade != nil {
+		opts = chartutil.ReleaseOptions{Name: "authgate", Namespace: namespace, Revision: 2, IsUpgrade: true}
+	}
+	top, err := chartutil.ToRenderValues(chrt, values, opts, caps)
 	if err != nil {
 		return nil, err
 	}
-	files, err := engine.Render(chrt, top)
+	var files map[string]string
+	if upgrade != nil {
+		files, err = engine.RenderWithClient(chrt, top, upgrade)
+	} else {
+		files, err = engine.Render(chrt, top)
+	}
 	if err != nil {
 		return nil, err
 	}
