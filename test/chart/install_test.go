@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -329,4 +331,43 @@ func call(t *testing.T, method, url string, header map[string]string, body strin
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, resp.Header, string(b)
+}
+
+// TestDocsNameTheChartsServices: every address of authgate in docs/ and docs/examples/ (a name
+// under .authgate.svc.cluster.local) is a Service the chart renders with its default values as
+// release authgate in namespace authgate, so that copied snippets reach the webhook.
+func TestDocsNameTheChartsServices(t *testing.T) {
+	r := mustRender(t, "authgate", "")
+	services := map[string]bool{}
+	for name := range r.find("Service") {
+		services[name+".authgate.svc.cluster.local"] = true
+	}
+	address := regexp.MustCompile(`[a-z0-9-]+\.authgate\.svc\.cluster\.local`)
+	docs := filepath.Join(chartDir(), "..", "..", "docs")
+	seen := 0
+	err := filepath.WalkDir(docs, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !(strings.HasSuffix(path, ".md") || strings.HasSuffix(path, ".yaml")) {
+			return err
+		}
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, a := range address.FindAllString(string(raw), -1) {
+			seen++
+			if !services[a] {
+				t.Errorf("%s names %s, which the chart does not create", path, a)
+			}
+		}
+		if strings.Contains(string(raw), "authgate-system") {
+			t.Errorf("%s names the namespace authgate-system; the docs install into authgate", path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seen < 10 {
+		t.Errorf("found %d addresses in docs/; the search is broken", seen)
+	}
 }
