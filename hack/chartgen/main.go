@@ -48,21 +48,19 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "chartgen: usage: chartgen [-crds DIR] [-rbac DIR] -out TEMPLATES_DIR")
 		return 2
 	}
-	crdText, err := crdTemplate(*crds)
-	if err == nil {
-		err = os.WriteFile(filepath.Join(*out, "crds.yaml"), crdText, 0o644)
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "chartgen:", err)
-		return 1
-	}
-	rbacText, err := rbacTemplate(*rbac)
-	if err == nil {
-		err = os.WriteFile(filepath.Join(*out, "_rbac.tpl"), rbacText, 0o644)
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "chartgen:", err)
-		return 1
+	for _, file := range []struct {
+		name     string
+		generate func(string) ([]byte, error)
+		from     string
+	}{{"crds.yaml", crdTemplate, *crds}, {"_rbac.tpl", rbacTemplate, *rbac}} {
+		text, err := file.generate(file.from)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(*out, file.name), text, 0o644)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "chartgen:", err)
+			return 1
+		}
 	}
 	return 0
 }
