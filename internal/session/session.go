@@ -36,7 +36,14 @@ type Manager struct {
 	store store.Store
 	clock func() time.Time
 	cache *Cache
+	// checkTimeout bounds the store calls of one Check (see WithCheckTimeout).
+	checkTimeout time.Duration
 }
+
+// DefaultCheckTimeout bounds the store calls of a check: below Envoy's default ext_authz timeout
+// (200 ms), so that a slow store ends in the policy's onStoreUnavailable answer, which the webhook
+// gives, rather than in the proxy's own timeout, which it does not.
+const DefaultCheckTimeout = 150 * time.Millisecond
 
 // Option configures a Manager.
 type Option func(*Manager)
@@ -44,12 +51,17 @@ type Option func(*Manager)
 // WithCache reads sessions through c; the caller keeps c following the store (Cache.Follow).
 func WithCache(c *Cache) Option { return func(m *Manager) { m.cache = c } }
 
+// WithCheckTimeout bounds the store calls of each Check by d (DefaultCheckTimeout when not set; a
+// deadline of the request's context that comes sooner still counts). A store that has not answered
+// by then counts as unavailable.
+func WithCheckTimeout(d time.Duration) Option { return func(m *Manager) { m.checkTimeout = d } }
+
 // NewManager returns a Manager over s. clock may be nil for time.Now.
 func NewManager(s store.Store, clock func() time.Time, opts ...Option) *Manager {
 	if clock == nil {
 		clock = time.Now
 	}
-	m := &Manager{store: s, clock: clock}
+	m := &Manager{store: s, clock: clock, checkTimeout: DefaultCheckTimeout}
 	for _, o := range opts {
 		o(m)
 	}
@@ -129,12 +141,17 @@ func (m *Manager) Check(ctx context.Context, p *policy.Policy, id string) (Resul
 		return Result{}, ErrNoSession
 	}
 	allowCached := p.OnStoreUnavailable() == authgatev1.StoreUnavailableAllowCached
+	// One deadline for every store call of this check, taken only by the calls actually made (a
+	// cached session costs no context).
+	deadline := time.Now().Add(m.checkTimeout)
 	key := store.KeyOf(id)
 	degraded := false
 	s, cached := m.cache.fresh(key)
 	if !cached {
 		var err error
-		s, err = m.store.GetSession(ctx, key)
+		sctx, cancel := context.WithDeadline(ctx, deadline)
+		s, err = m.store.GetSession(sctx, key)
+		cancel()
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			m.cache.forget(key)
@@ -162,7 +179,10 @@ func (m *Manager) Check(ctx context.Context, p *policy.Policy, id string) (Resul
 	if settings.IdleTimeout > 0 && now.Sub(s.LastSeenAt) > settings.IdleTimeout {
 		m.cache.forget(key)
 		if !degraded {
-			if err := m.store.DeleteSession(ctx, key); err != nil && !errors.Is(err, store.ErrUnavailable) {
+			sctx, cancel := context.WithDeadline(ctx, deadline)
+			err := m.store.DeleteSession(sctx, key)
+			cancel()
+			if err != nil && !errors.Is(err, store.ErrUnavailable) {
 				return Result{}, err
 			}
 		}
@@ -182,7 +202,9 @@ func (m *Manager) Check(ctx context.Context, p *policy.Policy, id string) (Resul
 		if touch {
 			lastSeen = now
 		}
-		updated, err := m.store.ExtendSession(ctx, key, maxTime(newExpiry, s.ExpiresAt), lastSeen)
+		sctx, cancel := context.WithDeadline(ctx, deadline)
+		updated, err := m.store.ExtendSession(sctx, key, maxTime(newExpiry, s.ExpiresAt), lastSeen)
+		cancel()
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			m.cache.forget(key)

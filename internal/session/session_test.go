@@ -3,6 +3,7 @@ package session_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -159,5 +160,55 @@ func BenchmarkCheck(b *testing.B) {
 		if _, err := m.Check(context.Background(), p, id); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// stalledStore is a store that never answers session reads in time: each waits for its context to
+// end, as a hung Redis connection does, and reports the deadline it was given.
+type stalledStore struct {
+	store.Store
+	deadlines chan time.Duration
+}
+
+func (s stalledStore) GetSession(ctx context.Context, key store.Key) (store.Session, error) {
+	d, ok := ctx.Deadline()
+	if !ok {
+		s.deadlines <- -1
+		return store.Session{}, errors.New("no deadline: the check would wait as long as the store")
+	}
+	s.deadlines <- time.Until(d)
+	<-ctx.Done()
+	return store.Session{}, fmt.Errorf("stalled: %w: %w", store.ErrUnavailable, ctx.Err())
+}
+
+// A check's store calls carry a deadline below Envoy's 200 ms default, so a stalled store ends in
+// the policy's onStoreUnavailable answer, not in the proxy's timeout.
+func TestCheckBoundsTheStore(t *testing.T) {
+	p := compile(t, nil)
+	for name, tc := range map[string]struct {
+		opts []session.Option
+		max  time.Duration
+	}{
+		"default": {nil, session.DefaultCheckTimeout},
+		"set":     {[]session.Option{session.WithCheckTimeout(20 * time.Millisecond)}, 20 * time.Millisecond},
+	} {
+		t.Run(name, func(t *testing.T) {
+			st := stalledStore{Store: store.NewMemory(), deadlines: make(chan time.Duration, 1)}
+			m := session.NewManager(st, nil, tc.opts...)
+			id, err := session.NewID()
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = m.Check(context.Background(), p, id)
+			if !errors.Is(err, store.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("Check on a stalled store: %v, want an unavailable store past its deadline", err)
+			}
+			if d := <-st.deadlines; d <= 0 || d > tc.max {
+				t.Errorf("the store call's deadline was %v away, want at most %v", d, tc.max)
+			}
+		})
+	}
+	if session.DefaultCheckTimeout >= 200*time.Millisecond {
+		t.Errorf("DefaultCheckTimeout %v is not below Envoy's default ext_authz timeout", session.DefaultCheckTimeout)
 	}
 }

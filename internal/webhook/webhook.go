@@ -79,9 +79,11 @@ type Options struct {
 	// CacheSize bounds the sessions and verified tokens kept in memory; 0 turns the caches off.
 	CacheSize int
 	// MaxStaleness bounds how long a cached session is trusted without reading the store again.
-	MaxStaleness    time.Duration
-	ShutdownTimeout time.Duration
-	LogDevelopment  bool
+	MaxStaleness time.Duration
+	// StoreCheckTimeout bounds the store calls of one session check (session.WithCheckTimeout).
+	StoreCheckTimeout time.Duration
+	ShutdownTimeout   time.Duration
+	LogDevelopment    bool
 }
 
 // Main runs the webhook command with args (without the program name) and returns the exit code.
@@ -141,6 +143,7 @@ func ParseFlags(args []string, output io.Writer) (Options, error) {
 	fs.IntVar(&o.LoginsPerMinuteIP, "login-attempts-per-minute-ip", 10, "login attempts allowed per client address (IPv6: per /64) and minute, per replica")
 	fs.IntVar(&o.LoginsPerMinuteAccount, "login-attempts-per-minute-account", 5, "login attempts allowed per account and minute, per replica")
 	fs.IntVar(&o.CacheSize, "cache-size", 100_000, "sessions and verified tokens each replica keeps in memory (0: no caches)")
+	fs.DurationVar(&o.StoreCheckTimeout, "store-check-timeout", session.DefaultCheckTimeout, "how long the store calls of one session check may take before the policy's onStoreUnavailable applies; keep it below the proxy's timeout (Envoy's default is 200ms)")
 	fs.DurationVar(&o.MaxStaleness, "cache-max-staleness", 30*time.Second, "how long a cached session is trusted without reading the store again, should a revocation be missed")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may take after SIGTERM")
 	fs.BoolVar(&o.LogDevelopment, "log-development", false, "human-readable logs")
@@ -183,6 +186,9 @@ func ParseFlags(args []string, output io.Writer) (Options, error) {
 	}
 	if o.MaxStaleness <= 0 || o.MaxStaleness > 10*time.Minute {
 		return o, fmt.Errorf("--cache-max-staleness %s: must be more than 0s and at most 10m", o.MaxStaleness)
+	}
+	if o.StoreCheckTimeout < time.Millisecond || o.StoreCheckTimeout > 10*time.Second {
+		return o, fmt.Errorf("--store-check-timeout %s: must be between 1ms and 10s", o.StoreCheckTimeout)
 	}
 	if o.RefreshGrace < 0 || o.RefreshGrace > time.Minute {
 		return o, fmt.Errorf("--refresh-grace %s: must be between 0s and 1m", o.RefreshGrace)
@@ -265,6 +271,9 @@ func Run(ctx context.Context, o Options) error {
 		cache := session.NewCache(o.CacheSize, o.MaxStaleness, nil)
 		defer cache.Follow(st)()
 		sessionOpts = append(sessionOpts, session.WithCache(cache))
+	}
+	if o.StoreCheckTimeout > 0 {
+		sessionOpts = append(sessionOpts, session.WithCheckTimeout(o.StoreCheckTimeout))
 	}
 	sessions := session.NewManager(st, nil, sessionOpts...)
 	snapshots := &authz.AtomicSnapshot{}

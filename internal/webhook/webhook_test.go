@@ -35,6 +35,7 @@ func TestParseFlagsDefaults(t *testing.T) {
 		RefreshGrace:           10 * time.Second,
 		CacheSize:              100_000,
 		MaxStaleness:           30 * time.Second,
+		StoreCheckTimeout:      150 * time.Millisecond,
 		LoginsPerMinuteIP:      10,
 		LoginsPerMinuteAccount: 5,
 		ShutdownTimeout:        15 * time.Second,
@@ -52,6 +53,7 @@ func TestParseFlagsReadsEveryFlag(t *testing.T) {
 		"--http-addr", "127.0.0.1:1", "--grpc-addr", "", "--metrics-addr", "", "--manifests", "m", "--default-namespace", "ns",
 		"--store", "memory", "--secret-key-file", "/k", "--trust-forwarded-for", "--refresh-grace", "1m",
 		"--shutdown-timeout", "3s", "--log-development", "--cache-size", "7", "--cache-max-staleness", "5s",
+		"--store-check-timeout", "80ms",
 	}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +61,7 @@ func TestParseFlagsReadsEveryFlag(t *testing.T) {
 	want := webhook.Options{
 		HTTPAddr: "127.0.0.1:1", GRPCAddr: "", MetricsAddr: "", Manifests: "m", DefaultNamespace: "ns", Store: "memory",
 		SecretKeyFile: "/k", TrustForwarded: true, RefreshGrace: time.Minute, ShutdownTimeout: 3 * time.Second,
-		LogDevelopment: true, CacheSize: 7, MaxStaleness: 5 * time.Second,
+		LogDevelopment: true, CacheSize: 7, MaxStaleness: 5 * time.Second, StoreCheckTimeout: 80 * time.Millisecond,
 		LoginsPerMinuteIP: 10, LoginsPerMinuteAccount: 5,
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -103,6 +105,7 @@ func TestParseFlagsRefuses(t *testing.T) {
 		"grace above a minute":   {[]string{"--manifests", "m", "--refresh-grace", "2m"}, []string{"--refresh-grace", "2m0s", "between 0s and 1m"}},
 		"negative cache size":    {[]string{"--manifests", "m", "--cache-size", "-1"}, []string{"--cache-size -1", "must not be negative"}},
 		"zero staleness":         {[]string{"--manifests", "m", "--cache-max-staleness", "0s"}, []string{"--cache-max-staleness 0s", "more than 0s"}},
+		"zero store timeout":     {[]string{"--manifests", "m", "--store-check-timeout", "0s"}, []string{"--store-check-timeout 0s", "between 1ms and 10s"}},
 		"negative grace":         {[]string{"--manifests", "m", "--refresh-grace", "-1s"}, []string{"--refresh-grace", "-1s"}},
 		"grace not a duration":   {[]string{"--manifests", "m", "--refresh-grace", "ten"}, []string{"refresh-grace", "ten"}},
 		"unexpected argument":    {[]string{"--manifests", "m", "serve"}, []string{"unexpected arguments", "serve"}},
