@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,6 +23,8 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 )
 
 // TestRunServesEnvoy checks that the webhook serves Envoy both ways: gRPC Check and health on
@@ -140,5 +143,44 @@ func TestGRPCOverTLS(t *testing.T) {
 	defer cancelShort()
 	if _, err := healthpb.NewHealthClient(plain).Check(short, &healthpb.HealthCheckRequest{}); err == nil {
 		t.Fatal("a plaintext client was answered by the TLS listener")
+	}
+}
+
+// TestGRPCBounds: a client cannot make the gRPC server hold more than the bounds: metadata over 64
+// KiB and a CheckRequest over 1 MiB are refused with a gRPC error (never an allow), and the server
+// goes on answering.
+func TestGRPCBounds(t *testing.T) {
+	opts := options(t, samples(t))
+	r := startRun(t, opts)
+	waitReady(t, r, opts.HTTPAddr)
+	conn, err := grpc.NewClient(opts.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(4<<20)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := authv3.NewAuthorizationClient(conn)
+	request := func(header string) *authv3.CheckRequest {
+		return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+			Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+				Method: "GET", Scheme: "https", Host: "shop.example.com", Path: "/static/app.css",
+				Headers: map[string]string{"x-padding": header},
+			}},
+			ContextExtensions: map[string]string{"policy": "default/shop"},
+		}}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	big := metadata.AppendToOutgoingContext(ctx, "x-padding", strings.Repeat("a", 80<<10))
+	if resp, err := client.Check(big, request("")); err == nil {
+		t.Errorf("80 KiB of metadata: answered %v, want a gRPC error", resp.GetStatus())
+	}
+	if resp, err := client.Check(ctx, request(strings.Repeat("a", 2<<20))); status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("a 2 MiB CheckRequest: %v %v, want RESOURCE_EXHAUSTED", resp.GetStatus(), err)
+	}
+	resp, err := client.Check(ctx, request("ok"))
+	if err != nil || resp.GetStatus().GetCode() != int32(codes.OK) {
+		t.Fatalf("an ordinary check after the refusals: %v %v", resp.GetStatus(), err)
 	}
 }

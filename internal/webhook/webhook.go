@@ -27,6 +27,7 @@ import (
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
 	"k8s.io/client-go/rest"
 
 	"github.com/authgate/authgate/internal/authz"
@@ -398,7 +399,7 @@ func Run(ctx context.Context, o Options) error {
 			}
 			return fmt.Errorf("listening on %s: %w", o.GRPCAddr, err)
 		}
-		grpcOpts := []grpc.ServerOption{grpc.MaxRecvMsgSize(1 << 20)}
+		grpcOpts := grpcServerOptions()
 		if o.GRPCCertFile != "" {
 			creds, err := credentials.NewServerTLSFromFile(o.GRPCCertFile, o.GRPCKeyFile)
 			if err != nil {
@@ -519,5 +520,23 @@ func newServer(addr string, h http.Handler) *http.Server {
 		WriteTimeout:      10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+// grpcServerOptions bound what one client can hold of the gRPC server: a CheckRequest of at most
+// 1 MiB, metadata of at most 64 KiB (as the HTTP servers' headers), 5 s to finish the handshake, and
+// connections that are recycled after 5 minutes (with 30 s to finish their calls), so that Envoy's
+// long-lived HTTP/2 connections spread over replicas added since they were opened.
+func grpcServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(1 << 20),
+		grpc.MaxHeaderListSize(64 << 10),
+		grpc.ConnectionTimeout(5 * time.Second),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			MaxConnectionIdle:     10 * time.Minute,
+			MaxConnectionAge:      5 * time.Minute,
+			MaxConnectionAgeGrace: 30 * time.Second,
+		}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	}
 }
