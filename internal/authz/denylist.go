@@ -147,6 +147,14 @@ func (d *Denylist) Revoked(policy string, c *token.Claims) bool {
 	return false
 }
 
+// Len returns how many revoked families and revoked users the denylist holds, including those
+// expired since the last collection (at most a minute ago, or at the next revocation).
+func (d *Denylist) Len() (families, users int) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return len(d.families), len(d.users)
+}
+
 // Close stops following the store's revocations.
 func (d *Denylist) Close() {
 	d.once.Do(func() {

@@ -51,6 +51,8 @@ type AuthPolicyReconciler struct {
 	Clock clock.PassiveClock
 	// MaxConcurrentReconciles bounds the policies reconciled at once (default 4).
 	MaxConcurrentReconciles int
+	// Metrics counts key rotations; nil counts nothing.
+	Metrics *Metrics
 }
 
 // +kubebuilder:rbac:groups=authgate.dev,resources=authpolicies,verbs=get;list;watch
@@ -279,6 +281,7 @@ func (r *AuthPolicyReconciler) manageKeys(ctx context.Context, p *authgatev1.Aut
 		secrets[name] = ring.data
 		if rotated {
 			log.FromContext(ctx).Info("Rotated signing key", "secret", name, "kid", ring.active)
+			r.Metrics.keyRotated(p.Namespace + "/" + p.Name)
 			r.event(p, corev1.EventTypeNormal, "KeyRotated", "RotateKey", "Key %s of Secret %s signs from now on", ring.active, name)
 		}
 		if len(pruned) > 0 {

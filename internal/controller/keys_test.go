@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -47,19 +49,48 @@ type rotationHarness struct {
 	clock *clocktesting.FakePassiveClock
 	r     *controller.AuthPolicyReconciler
 	mgr   ctrl.Manager
+	// registry holds the reconciler's metrics.
+	registry *prometheus.Registry
 }
 
 func newRotationHarness(t *testing.T, prefix string) *rotationHarness {
-	h := &rotationHarness{t: t, ns: env.Namespace(t, prefix), clock: clocktesting.NewFakePassiveClock(time.Now())}
+	h := &rotationHarness{t: t, ns: env.Namespace(t, prefix), clock: clocktesting.NewFakePassiveClock(time.Now()), registry: prometheus.NewRegistry()}
+	metrics, err := controller.NewMetrics(h.registry)
+	if err != nil {
+		t.Fatal(err)
+	}
 	h.mgr = startManager(t, h.ns, func(mgr ctrl.Manager) error {
 		h.r = &controller.AuthPolicyReconciler{
 			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Clock: h.clock,
-			Wiring: controller.Wiring{WebhookURL: "http://authgate-webhook.authgate.svc:8080"},
+			Wiring:  controller.Wiring{WebhookURL: "http://authgate-webhook.authgate.svc:8080"},
+			Metrics: metrics,
 		}
 		return nil
 	})
 	h.r.Secrets = newSecretReader(h.mgr)
 	return h
+}
+
+// rotations returns authgate_signing_key_rotations_total of the policy.
+func (h *rotationHarness) rotations(name string) float64 {
+	h.t.Helper()
+	mfs, err := h.registry.Gather()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "authgate_signing_key_rotations_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "policy" && l.GetValue() == h.ns+"/"+name {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }
 
 // reconcile runs one reconcile of the policy, once the manager's cache has it, and returns when it
@@ -164,6 +195,9 @@ func TestSigningKeyRotation(t *testing.T) {
 	if again := h.secret("api-keys"); again.ResourceVersion != s.ResourceVersion {
 		t.Error("the Secret changed before the rotation was due")
 	}
+	if n := h.rotations("api"); n != 0 {
+		t.Errorf("authgate_signing_key_rotations_total = %v before any rotation", n)
+	}
 	unchanged := &authgatev1.AuthPolicy{}
 	if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(p), unchanged); err != nil || unchanged.ResourceVersion != got.ResourceVersion {
 		t.Errorf("a reconcile that found nothing new wrote the policy (resourceVersion %s, was %s; %v)", unchanged.ResourceVersion, got.ResourceVersion, err)
@@ -182,6 +216,9 @@ func TestSigningKeyRotation(t *testing.T) {
 	if _, ok := s.Data[first+authgatev1.SigningKeyPrivateSuffix]; ok {
 		t.Error("the retired key's private half is still in the Secret")
 	}
+	if n := h.rotations("api"); n != 1 {
+		t.Errorf("authgate_signing_key_rotations_total{policy=%q} = %v after the rotation, want 1", h.ns+"/api", n)
+	}
 	if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(p), got); err != nil || got.Status.ActiveKeyID != next {
 		t.Errorf("status.activeKeyID %q (%v), want %s", got.Status.ActiveKeyID, err, next)
 	}
@@ -197,6 +234,21 @@ func TestSigningKeyRotation(t *testing.T) {
 	}
 	if _, ok := s.Data[first+authgatev1.SigningKeyPublicSuffix]; ok {
 		t.Error("the retired public key was not pruned")
+	}
+	if n := h.rotations("api"); n != 1 {
+		t.Errorf("authgate_signing_key_rotations_total = %v after pruning, want still 1", n)
+	}
+}
+
+// TestMetricsRegisterTwice: a second Run in one process registers the operator's metrics on the
+// same registry again and counts into the same series.
+func TestMetricsRegisterTwice(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	if _, err := controller.NewMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := controller.NewMetrics(reg); err != nil {
+		t.Fatalf("registering again: %v", err)
 	}
 }
 

@@ -33,8 +33,22 @@ func quoteInput(s string) string {
 	return strconv.Quote(s)
 }
 
-func refuse(rd, reason string) error {
-	return errors.New("redirect " + quoteInput(rd) + ": " + reason)
+// refusal is a refused redirect: its message quotes (at most 100 bytes of) the input, which may
+// hold a query or user information; logs take its reason only (redirectRefusal).
+type refusal struct{ input, reason string }
+
+func (e *refusal) Error() string { return "redirect " + quoteInput(e.input) + ": " + e.reason }
+
+func refuse(rd, reason string) error { return &refusal{input: rd, reason: reason} }
+
+// redirectRefusal describes a ValidateRedirect error for the log without the input it refused.
+// Errors of internal/policy quote a host or a path, never a query: they stay as they are.
+func redirectRefusal(err error) string {
+	var r *refusal
+	if errors.As(err, &r) {
+		return "redirect refused: " + r.reason
+	}
+	return err.Error()
 }
 
 // refuseWith wraps an error of internal/policy, which already quotes (at most 100 bytes of) the part

@@ -22,6 +22,7 @@ import (
 	"github.com/go-logr/logr"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/authgate/authgate/internal/audit"
 	"github.com/authgate/authgate/internal/authz"
 	"github.com/authgate/authgate/internal/policy"
 	"github.com/authgate/authgate/internal/session"
@@ -54,7 +55,13 @@ type Config struct {
 	// Limiter limits login attempts; nil uses DefaultLimiterConfig.
 	Limiter *Limiter
 	Clock   func() time.Time
-	Log     logr.Logger
+	// Log is for what operators must fix (a store that fails, a page that does not render).
+	Log logr.Logger
+	// Audit records logins, logouts, refresh-token reuse and the revocations they cause; its
+	// zero value records nothing.
+	Audit audit.Logger
+	// Metrics counts logins, logouts and refreshes; nil counts nothing.
+	Metrics Metrics
 }
 
 // Service serves /auth/login, /auth/logout, /auth/refresh, /auth/userinfo and the
@@ -68,6 +75,8 @@ type Service struct {
 	dummies    map[int][]byte
 	clock      func() time.Time
 	log        logr.Logger
+	audit      audit.Logger
+	metrics    Metrics
 }
 
 // NewService checks cfg and returns a Service.
@@ -82,6 +91,7 @@ func NewService(cfg Config) (*Service, error) {
 	s := &Service{
 		cfg: cfg, csrf: csrf, refreshKey: derive(cfg.Key, "authgate refresh rotation"),
 		limiter: cfg.Limiter, dummies: map[int][]byte{}, clock: cfg.Clock, log: cfg.Log,
+		audit: cfg.Audit, metrics: cfg.Metrics,
 	}
 	if _, err := s.dummyHash(bcrypt.DefaultCost); err != nil {
 		return nil, err
@@ -91,6 +101,9 @@ func NewService(cfg Config) (*Service, error) {
 	}
 	if s.clock == nil {
 		s.clock = time.Now
+	}
+	if s.metrics == nil {
+		s.metrics = noMetrics{}
 	}
 	return s, nil
 }
@@ -316,11 +329,13 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 		dec := json.NewDecoder(r.Body)
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&c); err != nil {
+			s.metrics.Login(p.Name(), ResultInvalidRequest)
 			writeJSON(w, http.StatusBadRequest, apiError{"invalid_request", "the body must be JSON {\"email\", \"password\"}"})
 			return
 		}
 	} else {
 		if err := r.ParseForm(); err != nil {
+			s.metrics.Login(p.Name(), ResultInvalidRequest)
 			http.Error(w, "the form does not parse", http.StatusBadRequest)
 			return
 		}
@@ -332,6 +347,7 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 		}
 		if err := s.csrf.Check("login", r.PostForm.Get("csrf"), cookieValue); err != nil {
 			s.log.Info("Login form refused", "reason", "csrf", "detail", err.Error(), "policy", p.Name())
+			s.metrics.Login(p.Name(), ResultInvalidRequest)
 			s.renderForm(w, r, p, http.StatusForbidden, "Your sign-in form expired. Please try again.", c.Email, c.Redirect)
 			return
 		}
@@ -343,7 +359,8 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 	target := "/"
 	if c.Redirect != "" {
 		if target, err = ValidateRedirect(p, c.Redirect, requestURL(r)); err != nil {
-			s.log.Info("Login refused a return address", "policy", p.Name(), "reason", err.Error())
+			s.log.Info("Login refused a return address", "policy", p.Name(), "reason", redirectRefusal(err))
+			s.metrics.Login(p.Name(), ResultInvalidRequest)
 			if api {
 				writeJSON(w, http.StatusBadRequest, apiError{"invalid_redirect", err.Error()})
 			} else {
@@ -354,9 +371,18 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 	}
 
 	email := strings.ToLower(strings.TrimSpace(c.Email))
-	if ok, retry := s.limiter.Allow(s.clientIP(r), AccountKey(p.Ref(), email)); !ok {
+	client := s.clientIP(r)
+	// Audit events name the account only when it exists: an unknown "email" may be a password
+	// typed into the wrong field.
+	event := audit.Event{Event: audit.EventLogin, Policy: p.Name(), Client: client}
+	if u, found := p.Login().User(email); found {
+		event.Subject, event.Email = u.ID, u.Email
+	}
+	if ok, retry := s.limiter.Allow(client, AccountKey(p.Ref(), email)); !ok {
 		w.Header().Set("Retry-After", fmt.Sprint(int((retry+time.Second-1)/time.Second)))
-		s.log.Info("Login rate-limited", "policy", p.Name())
+		event.Result, event.Reason = string(ResultRateLimited), "too_many_attempts"
+		s.audit.Record("Login rate-limited", event)
+		s.metrics.Login(p.Name(), ResultRateLimited)
 		if api {
 			writeJSON(w, http.StatusTooManyRequests, apiError{"rate_limited", "too many attempts; try again later"})
 		} else {
@@ -364,9 +390,15 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	user, ok := s.authenticate(p, email, c.Password)
-	if !ok {
-		s.log.Info("Login failed", "policy", p.Name())
+	user, refused := s.authenticate(p, email, c.Password)
+	if refused != "" {
+		result := ResultFailure
+		if refused == refusedInternal {
+			result = ResultError
+		}
+		event.Result, event.Reason = string(result), refused
+		s.audit.Record("Login failed", event)
+		s.metrics.Login(p.Name(), result)
 		if api {
 			writeJSON(w, http.StatusUnauthorized, apiError{"invalid_credentials", wrongCredentials})
 		} else {
@@ -379,6 +411,9 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 	// A store that fails halfway leaves the browser with nothing: no half login.
 	unavailable := func(err error) {
 		w.Header().Del("Set-Cookie")
+		event.Result, event.Reason = string(ResultError), "store_unavailable"
+		s.audit.Record("Login failed: the session store is unavailable", event)
+		s.metrics.Login(p.Name(), ResultError)
 		if api {
 			s.storeFailed(w, true, err)
 			return
@@ -405,7 +440,9 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 			s.setTokenCookies(w, p, answer)
 		}
 	}
-	s.log.Info("Login", "policy", p.Name(), "sub", user.ID)
+	event.Result = string(ResultSuccess)
+	s.audit.Record("Login succeeded", event)
+	s.metrics.Login(p.Name(), ResultSuccess)
 	if api {
 		if answer == nil {
 			writeJSON(w, http.StatusOK, map[string]string{"status": "signed_in"})
@@ -418,21 +455,33 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, target, http.StatusSeeOther)
 }
 
+// refusedInternal is authenticate's reason when the check itself failed.
+const refusedInternal = "internal_error"
+
 // authenticate checks a password in the same time whether or not the user exists: an unknown email
 // is checked against a dummy hash as costly as the costliest of the policy's users, so response times
-// do not reveal who has an account.
-func (s *Service) authenticate(p *policy.Policy, email, password string) (policy.User, bool) {
+// do not reveal who has an account. It returns why the login is refused (for the audit log only:
+// the client is told the same for every reason), or "" for the user to sign in.
+func (s *Service) authenticate(p *policy.Policy, email, password string) (user policy.User, refused string) {
 	user, found := p.Login().User(email)
 	hash := user.PasswordHash()
 	if !found {
 		var err error
 		if hash, err = s.dummyHash(p.Login().MaxHashCost()); err != nil {
 			s.log.Error(err, "Making a dummy password hash")
-			return policy.User{}, false
+			return policy.User{}, refusedInternal
 		}
 	}
 	err := bcrypt.CompareHashAndPassword(hash, []byte(password))
-	return user, found && err == nil && !user.Disabled
+	switch {
+	case !found:
+		return user, "unknown_user"
+	case err != nil:
+		return user, "wrong_password"
+	case user.Disabled:
+		return user, "user_disabled"
+	}
+	return user, ""
 }
 
 // dummyHash returns a bcrypt hash of the given cost that no password matches, made once per cost.
@@ -551,6 +600,7 @@ func (s *Service) refresh(w http.ResponseWriter, r *http.Request) {
 		dec := json.NewDecoder(r.Body)
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&body); err != nil {
+			s.metrics.Refresh("", ResultInvalidRequest)
 			writeJSON(w, http.StatusBadRequest, apiError{"invalid_request", "the body must be JSON {\"refresh_token\"}"})
 			return
 		}
@@ -564,12 +614,21 @@ func (s *Service) refresh(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if raw == "" || len(raw) > 256 {
+		s.metrics.Refresh("", ResultInvalidRequest)
 		writeJSON(w, http.StatusBadRequest, apiError{"invalid_request", "no refresh token: send {\"refresh_token\"} or the " + RefreshCookieName + " cookie"})
 		return
 	}
 	ctx := r.Context()
+	// policyName is what the refresh is counted under: the policy that issued the token, once it
+	// is known.
+	policyName := ""
 	invalid := func(desc string) {
+		s.metrics.Refresh(policyName, ResultFailure)
 		writeJSON(w, http.StatusUnauthorized, apiError{"invalid_grant", desc})
+	}
+	failed := func(err error) {
+		s.metrics.Refresh(policyName, ResultError)
+		s.storeFailed(w, true, err)
 	}
 	key := store.KeyOf(raw)
 	rec, err := s.cfg.Store.GetRefreshToken(ctx, key)
@@ -578,9 +637,10 @@ func (s *Service) refresh(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		s.storeFailed(w, true, err)
+		failed(err)
 		return
 	}
+	policyName = rec.Policy
 	snap := s.cfg.Snapshots.Load()
 	ref, err := policy.ParseRef(rec.Policy)
 	var p *policy.Policy
@@ -598,7 +658,12 @@ func (s *Service) refresh(w http.ResponseWriter, r *http.Request) {
 	now := s.clock()
 	user, ok := p.Login().UserByID(rec.UserID)
 	if !ok || user.Disabled {
-		_ = s.cfg.Store.RevokeFamily(ctx, rec.Policy, rec.Family, s.familyUntil(p, rec, now))
+		if err := s.cfg.Store.RevokeFamily(ctx, rec.Policy, rec.Family, s.familyUntil(p, rec, now)); err == nil {
+			s.audit.Record("Refresh by a removed or disabled user: login revoked", audit.Event{
+				Event: audit.EventRevocation, Policy: rec.Policy, Subject: rec.UserID, Client: s.clientIP(r),
+				Result: "revoked", Reason: "user_removed_or_disabled", Kind: string(store.RevokeFamily),
+			})
+		}
 		invalid("the user can no longer sign in")
 		return
 	}
@@ -615,11 +680,15 @@ func (s *Service) refresh(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if err != nil {
-			s.storeFailed(w, true, err)
+			failed(err)
 			return
 		}
 		if outcome == store.Reused {
-			s.log.Info("Refresh token reused: login revoked", "policy", rec.Policy, "sub", rec.UserID)
+			s.audit.Record("Refresh token reused: login revoked", audit.Event{
+				Event: audit.EventRefreshReuse, Policy: rec.Policy, Subject: rec.UserID, Email: rec.Email,
+				Client: s.clientIP(r), Result: "family_revoked", Reason: "refresh_token_reused", Kind: string(store.RevokeFamily),
+			})
+			s.metrics.RefreshReuse(rec.Policy)
 			invalid("the refresh token was already used: every token of this login has been revoked")
 			return
 		}
@@ -627,9 +696,10 @@ func (s *Service) refresh(w http.ResponseWriter, r *http.Request) {
 	}
 	answer, err := s.accessAnswer(p, user, rec.Family, next, nextExpires, now)
 	if err != nil {
-		s.storeFailed(w, true, err)
+		failed(err)
 		return
 	}
+	s.metrics.Refresh(policyName, ResultSuccess)
 	if fromCookie {
 		// The refresh token stays in its HttpOnly cookie: a script of the page must not read it.
 		s.setTokenCookies(w, p, answer)
@@ -694,15 +764,22 @@ func (s *Service) logout(w http.ResponseWriter, r *http.Request) {
 
 	ctx := r.Context()
 	now := s.clock()
-	var userID string
+	var userID, email string
+	failed := func(err error) {
+		s.audit.Record("Logout failed: the session store is unavailable", audit.Event{
+			Event: audit.EventLogout, Policy: p.Name(), Subject: userID, Email: email, Client: s.clientIP(r),
+			Result: string(ResultError), Reason: "store_unavailable", Everywhere: body.Everywhere && userID != "",
+		})
+		s.storeFailed(w, api, err)
+	}
 	if settings, ok := p.Session(); ok {
 		if c, err := r.Cookie(settings.CookieName); err == nil {
 			if res, err := s.cfg.Sessions.Check(ctx, p, c.Value); err == nil {
-				userID = res.User.ID
+				userID, email = res.User.ID, res.User.Email
 			}
 			clear, err := s.cfg.Sessions.Delete(ctx, p, c.Value)
 			if err != nil {
-				s.storeFailed(w, api, err)
+				failed(err)
 				return
 			}
 			w.Header().Add("Set-Cookie", clear)
@@ -717,20 +794,20 @@ func (s *Service) logout(w http.ResponseWriter, r *http.Request) {
 		}
 		if refresh != "" {
 			if rec, err := s.cfg.Store.GetRefreshToken(ctx, store.KeyOf(refresh)); err == nil && rec.Policy == p.Name() {
-				userID = rec.UserID
+				userID, email = rec.UserID, rec.Email
 				if err := s.cfg.Store.RevokeFamily(ctx, rec.Policy, rec.Family, s.familyUntil(p, rec, now)); err != nil {
-					s.storeFailed(w, api, err)
+					failed(err)
 					return
 				}
 			}
 		}
 		if bearer, ok := authz.BearerToken(r.Header.Get("Authorization")); ok {
 			if claims, err := s.cfg.Tokens.Verify(ctx, p, bearer); err == nil {
-				userID = claims.Subject
+				userID, email = claims.Subject, claims.Email
 				if claims.SessionID != "" {
 					until := claims.ExpiresAt.Add(j.ClockSkew).Add(j.RefreshTokenTTL)
 					if err := s.cfg.Store.RevokeFamily(ctx, p.Name(), claims.SessionID, until); err != nil {
-						s.storeFailed(w, api, err)
+						failed(err)
 						return
 					}
 				}
@@ -741,16 +818,27 @@ func (s *Service) logout(w http.ResponseWriter, r *http.Request) {
 			http.SetCookie(w, &http.Cookie{Name: name, Path: "/", MaxAge: -1, HttpOnly: true, Secure: secureCookies(p), SameSite: http.SameSiteLaxMode})
 		}
 	}
-	if body.Everywhere && userID != "" {
+	everywhere := body.Everywhere && userID != ""
+	event := audit.Event{Event: audit.EventLogout, Policy: p.Name(), Subject: userID, Email: email, Client: s.clientIP(r),
+		Result: string(ResultSuccess), Everywhere: everywhere}
+	if everywhere {
 		n, err := s.cfg.Store.RevokeUser(ctx, p.Name(), userID, now, now.Add(p.LongestLife()))
 		if err != nil {
-			s.storeFailed(w, api, err)
+			failed(err)
 			return
 		}
-		s.log.Info("Logged out everywhere", "policy", p.Name(), "sub", userID, "sessions", n)
+		event.Sessions = n
+		s.audit.Record("Logged out everywhere", event)
+	} else {
+		if userID == "" {
+			// Cookies are cleared all the same, but no session or token of the policy was presented.
+			event.Reason = "no_identity"
+		}
+		s.audit.Record("Logged out", event)
 	}
+	s.metrics.Logout(p.Name(), everywhere)
 	if api {
-		writeJSON(w, http.StatusOK, map[string]any{"status": "signed_out", "everywhere": body.Everywhere && userID != ""})
+		writeJSON(w, http.StatusOK, map[string]any{"status": "signed_out", "everywhere": everywhere})
 		return
 	}
 	target := "/auth/login?" + url.Values{"policy": {p.Name()}}.Encode()

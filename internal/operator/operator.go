@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/authgate/authgate/internal/controller"
@@ -109,8 +111,9 @@ func (o Options) validate() error {
 	if err := o.Wiring.Validate(); err != nil {
 		return err
 	}
-	if o.KubeAPIQPS <= 0 || o.KubeAPIBurst < 1 {
-		return fmt.Errorf("--kube-api-qps %v and --kube-api-burst %d must be positive", o.KubeAPIQPS, o.KubeAPIBurst)
+	// NaN and infinity parse as floats too; neither is a rate (NaN <= 0 is false).
+	if !(o.KubeAPIQPS > 0) || math.IsInf(float64(o.KubeAPIQPS), 1) || o.KubeAPIBurst < 1 {
+		return fmt.Errorf("--kube-api-qps %v and --kube-api-burst %d must be positive, the rate finite", o.KubeAPIQPS, o.KubeAPIBurst)
 	}
 	if o.Workers < 1 || o.Workers > 64 {
 		return fmt.Errorf("--workers %d: want 1 to 64", o.Workers)
@@ -159,9 +162,16 @@ func Run(ctx context.Context, o Options) error {
 	if err := controller.SetupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
+	// The manager serves controller-runtime's registry on --metrics-addr: the operator's own
+	// metrics join it there.
+	metrics, err := controller.NewMetrics(ctrlmetrics.Registry)
+	if err != nil {
+		return fmt.Errorf("registering the operator's metrics: %w", err)
+	}
 	recorder := mgr.GetEventRecorder("authgate-operator")
 	policies := &controller.AuthPolicyReconciler{
 		Client: mgr.GetClient(), Recorder: recorder, Wiring: o.Wiring, MaxConcurrentReconciles: o.Workers,
+		Metrics: metrics,
 	}
 	if err := policies.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the AuthPolicy reconciler: %w", err)

@@ -3,6 +3,7 @@ package operator_test
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -27,7 +28,14 @@ import (
 
 var env *testenv.Env
 
-func TestMain(m *testing.M) { os.Exit(testenv.Main(m, &env)) }
+func TestMain(m *testing.M) {
+	// A fuzz worker runs nothing but a fuzz target, and none needs the API server.
+	flag.Parse()
+	if w := flag.Lookup("test.fuzzworker"); w != nil && w.Value.String() == "true" {
+		os.Exit(m.Run())
+	}
+	os.Exit(testenv.Main(m, &env))
+}
 
 func TestParseFlags(t *testing.T) {
 	tests := map[string]struct {
@@ -40,6 +48,9 @@ func TestParseFlags(t *testing.T) {
 		"login URL no host": {args: []string{"--webhook-url", "http://w:8080", "--login-url", "/auth/login"}, wantErr: "--login-url"},
 		"zero workers":      {args: []string{"--webhook-url", "http://w:8080", "--workers", "0"}, wantErr: "--workers 0"},
 		"stray argument":    {args: []string{"--webhook-url", "http://w:8080", "serve"}, wantErr: "unexpected arguments"},
+		// Found by FuzzParseFlags: NaN <= 0 is false, so a NaN rate passed the check.
+		"NaN rate":      {args: []string{"--webhook-url", "http://w:8080", "--kube-api-qps", "NaN"}, wantErr: "--kube-api-qps NaN"},
+		"infinite rate": {args: []string{"--webhook-url", "http://w:8080", "--kube-api-qps", "1e300"}, wantErr: "--kube-api-qps +Inf"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/bcrypt"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -139,6 +140,10 @@ func (c *compiler) hosts() {
 			c.fail(field.Invalid(path.Index(i), h, "must be written in lower case without a port or trailing dot, as "+hp.String()))
 			continue
 		}
+		if !hostName.MatchString(string(h)) || len(h) > 253 {
+			c.fail(field.Invalid(path.Index(i), h, "must be a lower-case host name of letters, digits, '-' and '.', or a wildcard such as *.example.com"))
+			continue
+		}
 		if seen[hp.String()] {
 			c.fail(field.Duplicate(path.Index(i), h))
 			continue
@@ -154,6 +159,10 @@ var (
 	httpToken  = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 	claimName  = regexp.MustCompile(`^[!-~]{1,128}$`)
 	domainName = regexp.MustCompile(`^\.?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+	// hostName and durationText are the schema's patterns of HostPattern and Duration, which the
+	// parsers behind them (ParseHostPattern, time.ParseDuration) are laxer than.
+	hostName     = regexp.MustCompile(`^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+	durationText = regexp.MustCompile(`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`)
 )
 
 var httpMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"}
@@ -188,6 +197,10 @@ func (c *compiler) rules() {
 		switch {
 		case m.Path != "" && m.PathPrefix != "":
 			c.fail(field.Invalid(rp.Child("match"), m.Path, "set either path (exact) or pathPrefix, not both"))
+		case utf8.RuneCountInString(m.Path) > 1024: // the schema counts characters
+			c.fail(field.TooLong(rp.Child("match", "path"), "", 1024))
+		case utf8.RuneCountInString(m.PathPrefix) > 1024:
+			c.fail(field.TooLong(rp.Child("match", "pathPrefix"), "", 1024))
 		case m.Path != "":
 			out.path, err = ExactPath(m.Path)
 			if err != nil {
@@ -231,7 +244,7 @@ func (c *compiler) rules() {
 func (c *compiler) duration(path *field.Path, d authgatev1.Duration, positive bool) time.Duration {
 	v, err := d.Parse()
 	switch {
-	case err != nil:
+	case err != nil || len(d) > 32 || !durationText.MatchString(string(d)):
 		c.fail(field.Invalid(path, d, "must be a duration such as 90s, 15m or 24h (units ns, us, ms, s, m, h)"))
 	case positive && v <= 0:
 		c.fail(field.Invalid(path, d, "must be greater than zero"))
@@ -267,7 +280,7 @@ func (c *compiler) session() {
 	cp := path.Child("cookie")
 	ck := s.Cookie
 	c.cookieName(cp.Child("name"), ck.Name)
-	if ck.Domain != "" && !domainName.MatchString(string(ck.Domain)) {
+	if ck.Domain != "" && (!domainName.MatchString(string(ck.Domain)) || len(ck.Domain) > 253) {
 		c.fail(field.Invalid(cp.Child("domain"), ck.Domain, "must be a lower-case host name, optionally with a leading dot"))
 	}
 	if !strings.HasPrefix(ck.Path, "/") || strings.ContainsAny(ck.Path, "; \t\r\n") || len(ck.Path) > 256 {

@@ -490,3 +490,52 @@ func TestSamplesCompile(t *testing.T) {
 		}
 	}
 }
+
+// TestCompileRefusesWhatTheSchemaPatternsRefuse holds the values FuzzSpecFieldAgreesWithSchema
+// found: the CRD refuses them, and Compile used to accept them because time.ParseDuration,
+// ParseHostPattern and the path matchers are laxer than the schema's patterns and lengths.
+func TestCompileRefusesWhatTheSchemaPatternsRefuse(t *testing.T) {
+	cases := map[string]struct {
+		mutate func(p *authgatev1.AuthPolicy)
+		field  string
+	}{
+		"duration with a sign":             {func(p *authgatev1.AuthPolicy) { p.Spec.JWT.AccessTokenTTL = "+1h" }, "spec.jwt.accessTokenTTL"},
+		"duration without a leading digit": {func(p *authgatev1.AuthPolicy) { p.Spec.Session.RefreshThreshold = ".5h" }, "spec.session.refreshThreshold"},
+		"duration in µs":                   {func(p *authgatev1.AuthPolicy) { p.Spec.JWT.ClockSkew = "1µs" }, "spec.jwt.clockSkew"},
+		"duration without a unit":          {func(p *authgatev1.AuthPolicy) { p.Spec.Session.IdleTimeout = "0" }, "spec.session.idleTimeout"},
+		"duration of 33 characters": {func(p *authgatev1.AuthPolicy) {
+			p.Spec.JWT.ClockSkew = authgatev1.Duration(strings.Repeat("0", 31) + "1s")
+		}, "spec.jwt.clockSkew"},
+		"host with an underscore":   {func(p *authgatev1.AuthPolicy) { p.Spec.Hosts[0] = "a_b.example.com" }, "spec.hosts[0]"},
+		"host starting with a dash": {func(p *authgatev1.AuthPolicy) { p.Spec.Hosts[0] = "-admin" }, "spec.hosts[0]"},
+		"IPv6 host":                 {func(p *authgatev1.AuthPolicy) { p.Spec.Hosts[0] = "::1" }, "spec.hosts[0]"},
+		"wildcard of 255 characters": {func(p *authgatev1.AuthPolicy) {
+			p.Spec.Hosts[1] = authgatev1.HostPattern("*." + strings.Repeat("abcdefgh.", 28) + "com")
+		}, "spec.hosts[1]"},
+		"path of 1025 characters": {func(p *authgatev1.AuthPolicy) {
+			p.Spec.Rules[2].Match.Path = "/" + strings.Repeat("a/", 512)
+		}, "spec.rules[2].match.path"},
+		"path prefix of 1025 characters": {func(p *authgatev1.AuthPolicy) {
+			p.Spec.Rules[0].Match.PathPrefix = "/" + strings.Repeat("é/", 512)
+		}, "spec.rules[0].match.pathPrefix"},
+		"cookie domain of 255 characters": {func(p *authgatev1.AuthPolicy) {
+			p.Spec.Session.Cookie.Domain = authgatev1.DomainMatch(strings.Repeat("abcdefgh.", 28) + "com")
+		}, "spec.session.cookie.domain"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := compileFixture(t, tc.mutate, nil)
+			var ce *policy.CompileError
+			if !errors.As(err, &ce) || len(ce.Invalid) == 0 {
+				t.Fatalf("Compile: %v; want a spec problem at %s", err, tc.field)
+			}
+			if !strings.Contains(ce.Invalid.ToAggregate().Error(), tc.field) {
+				t.Errorf("error does not name %s:\n%v", tc.field, err)
+			}
+		})
+	}
+	// A path of 1024 characters, some of them two bytes long, is within the schema's limit.
+	if _, err := compileFixture(t, func(p *authgatev1.AuthPolicy) { p.Spec.Rules[2].Match.Path = "/" + strings.Repeat("é", 1023) }, nil); err != nil {
+		t.Errorf("a path of 1024 characters: %v", err)
+	}
+}

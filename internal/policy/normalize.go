@@ -35,6 +35,15 @@ func normQuote(s string) string {
 	return strconv.Quote(s)
 }
 
+// normQuoteTarget quotes a request-target for an error message without its query and fragment:
+// they may carry credentials (a token in a query parameter), and errors end up in logs.
+func normQuoteTarget(uri string) string {
+	if i := strings.IndexAny(uri, "?#"); i >= 0 {
+		return normQuote(uri[:i]) + " (query and fragment left out)"
+	}
+	return normQuote(uri)
+}
+
 func normPathError(raw, problem string) error {
 	return errors.New("path " + normQuote(raw) + ": " + problem)
 }
@@ -387,14 +396,14 @@ func SplitRequestURI(uri string) (path, query string, err error) {
 		// Clients never send fragments; a '#' here is either a broken
 		// client or an attempt to make two parsers disagree on where the
 		// path or query ends.
-		return "", "", fmt.Errorf("request-target %s: '#' is not allowed", normQuote(uri))
+		return "", "", fmt.Errorf("request-target %s: '#' is not allowed", normQuoteTarget(uri))
 	}
 	path, query, _ = strings.Cut(uri, "?")
 	if path == "" {
 		return "/", query, nil
 	}
 	if path[0] != '/' {
-		return "", "", fmt.Errorf("request-target %s: must be origin-form (\"/path?query\"); absolute-form and asterisk-form are not accepted", normQuote(uri))
+		return "", "", fmt.Errorf("request-target %s: must be origin-form (\"/path?query\"); absolute-form and asterisk-form are not accepted", normQuoteTarget(uri))
 	}
 	return path, query, nil
 }
@@ -504,7 +513,8 @@ func normCheckPort(port string) string {
 func normIPv6(s string) (string, string) {
 	addr, err := netip.ParseAddr(s)
 	if err != nil || !addr.Is6() {
-		return "", "invalid IPv6 address " + normQuote(s)
+		// The caller's error quotes the whole host already: the address is not echoed twice.
+		return "", "invalid IPv6 address"
 	}
 	if addr.Zone() != "" {
 		// A zone names an interface on the client's machine; it means

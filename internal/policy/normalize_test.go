@@ -941,3 +941,32 @@ func BenchmarkPathPrefixMatches(b *testing.B) {
 		}
 	}
 }
+
+// TestSplitRequestURIErrorsLeaveTheQueryOut: refused request-targets are logged by the adapters;
+// their query or fragment may hold a token.
+func TestSplitRequestURIErrorsLeaveTheQueryOut(t *testing.T) {
+	for _, in := range []string{"/a?access_token=s3cret#x", "/a#access_token=s3cret", "https://h/p?access_token=s3cret"} {
+		_, _, err := SplitRequestURI(in)
+		if err == nil || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("SplitRequestURI(%q): %v, want an error that leaves the query out", in, err)
+		}
+	}
+}
+
+// TestHostErrorsQuoteTheInputOnce: an error about a hostile host quotes it once, truncated.
+// FuzzParseHostPattern found invalid IPv6 addresses quoted twice, by the caller and by normIPv6.
+func TestHostErrorsQuoteTheInputOnce(t *testing.T) {
+	long := strings.Repeat("1:", 80)
+	tests := map[string]func() error{
+		"NormalizeHost, bracketed IPv6": func() error { _, err := NormalizeHost("[" + long + "]"); return err },
+		"NormalizeHost, bare IPv6":      func() error { _, err := NormalizeHost(long); return err },
+		"ParseHostPattern, IPv6":        func() error { _, err := ParseHostPattern(long); return err },
+	}
+	for name, parse := range tests {
+		t.Run(name, func(t *testing.T) {
+			if err := parse(); err == nil || !strings.Contains(err.Error(), "invalid IPv6 address") || len(err.Error()) > normMaxQuoted+100 {
+				t.Errorf("error %q: want the input quoted once, truncated", err)
+			}
+		})
+	}
+}

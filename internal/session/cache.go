@@ -24,6 +24,21 @@ type Cache struct {
 	// bypass is set while the revocation feed is down: revocations may be missed, so nothing is
 	// read from the cache until the feed is back.
 	bypass atomic.Bool
+	// hits and misses count the lookups of Manager.Check (fresh), when set.
+	hits, misses Counter
+}
+
+// Counter is what a cache counts lookups with; a prometheus.Counter is one.
+type Counter interface{ Inc() }
+
+// CacheOption configures NewCache.
+type CacheOption func(*Cache)
+
+// WithLookupCounters counts the lookups of Manager.Check: a hit is a record trusted as fresh, a
+// miss anything that sends the check to the store (nothing cached, an entry older than maxStale, or
+// a revocation feed that is down).
+func WithLookupCounters(hits, misses Counter) CacheOption {
+	return func(c *Cache) { c.hits, c.misses = hits, misses }
 }
 
 type cachedSession struct {
@@ -33,15 +48,19 @@ type cachedSession struct {
 
 // NewCache returns a cache of at most size sessions, each trusted for maxStale. clock may be nil for
 // time.Now.
-func NewCache(size int, maxStale time.Duration, clock func() time.Time) *Cache {
+func NewCache(size int, maxStale time.Duration, clock func() time.Time, opts ...CacheOption) *Cache {
 	if clock == nil {
 		clock = time.Now
 	}
-	return &Cache{
+	c := &Cache{
 		entries:  otter.Must(&otter.Options[store.Key, cachedSession]{MaximumSize: size}),
 		maxStale: maxStale,
 		clock:    clock,
 	}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
 }
 
 // Follow keeps the cache current with st's revocations until cancel is called.
@@ -77,14 +96,29 @@ func (c *Cache) apply(r store.Revocation) {
 
 // fresh returns a cached record read less than maxStale ago.
 func (c *Cache) fresh(key store.Key) (store.Session, bool) {
-	if c == nil || c.bypass.Load() {
+	if c == nil {
+		return store.Session{}, false
+	}
+	if c.bypass.Load() {
+		c.countLookup(false)
 		return store.Session{}, false
 	}
 	e, ok := c.entries.GetIfPresent(key)
 	if !ok || c.clock().Sub(e.fetched) >= c.maxStale {
+		c.countLookup(false)
 		return store.Session{}, false
 	}
+	c.countLookup(true)
 	return e.s, true
+}
+
+func (c *Cache) countLookup(hit bool) {
+	switch {
+	case hit && c.hits != nil:
+		c.hits.Inc()
+	case !hit && c.misses != nil:
+		c.misses.Inc()
+	}
 }
 
 // fallback returns a cached record of any age, for AllowCached during an outage.

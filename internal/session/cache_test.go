@@ -206,3 +206,51 @@ func TestStoreOutage(t *testing.T) {
 		t.Fatalf("after recovery: %+v, %v (want a normal check that slides)", res, err)
 	}
 }
+
+// counter is a session.Counter.
+type counter struct{ n atomic.Int64 }
+
+func (c *counter) Inc() { c.n.Add(1) }
+
+// TestCacheCountsLookups: a check answered from the cache is a hit; one that reads the store (the
+// first, and one after maxStale, and any while the feed is down) is a miss.
+func TestCacheCountsLookups(t *testing.T) {
+	clock := storetest.NewClock(time.Now())
+	st := store.NewMemory(store.WithClock(clock.Now))
+	var hits, misses counter
+	c := session.NewCache(1000, 30*time.Second, clock.Now, session.WithLookupCounters(&hits, &misses))
+	t.Cleanup(c.Follow(st))
+	m := session.NewManager(st, clock.Now, session.WithCache(c))
+	p := compile(t, func(ap *authgatev1.AuthPolicy) { ap.Spec.Session.IdleTimeout = "" })
+	u, _ := p.Login().User("admin@example.com")
+	ctx := context.Background()
+	id, _, err := m.Create(ctx, p, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(wantHits, wantMisses int64) {
+		t.Helper()
+		if _, err := m.Check(ctx, p, id); err != nil {
+			t.Fatal(err)
+		}
+		if hits.n.Load() != wantHits || misses.n.Load() != wantMisses {
+			t.Fatalf("hits %d, misses %d; want %d, %d", hits.n.Load(), misses.n.Load(), wantHits, wantMisses)
+		}
+	}
+	check(0, 1)
+	check(1, 1)
+	check(2, 1)
+	clock.Advance(31 * time.Second)
+	check(2, 2)
+	check(3, 2)
+	// While the revocation feed is down nothing is read from the cache: every lookup is a miss.
+	feed := make(chan func(store.Revocation), 1)
+	defer c.Follow(subscribeOnly{feed: feed})()
+	send := <-feed
+	send(store.Revocation{Kind: store.SubscriptionLost})
+	check(3, 3)
+	check(3, 4)
+	send(store.Revocation{Kind: store.SubscriptionRestored})
+	check(3, 5)
+	check(4, 5)
+}

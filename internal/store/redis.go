@@ -612,7 +612,8 @@ func (r *Redis) Revocations(ctx context.Context) ([]Revocation, error) {
 	for _, m := range members {
 		var rev Revocation
 		if err := json.Unmarshal([]byte(m), &rev); err != nil {
-			return nil, r.unavailable(ctx, op, fmt.Errorf("decode revocation %q: %w", m, err))
+			// Not the message itself: it may name a session by the hash of its ID.
+			return nil, r.unavailable(ctx, op, fmt.Errorf("decode a revocation of %d bytes: %w", len(m), err))
 		}
 		if now.Before(rev.Until) {
 			out = append(out, rev)

@@ -264,6 +264,18 @@ type Verifier struct {
 	// verified holds tokens that passed every check but time and revocation, which are checked
 	// again on each hit; nil without WithCache.
 	verified *otter.Cache[verifiedKey, *Claims]
+	// hits and misses count lookups of verified, when set (WithCacheCounters).
+	hits, misses Counter
+}
+
+// Counter is what the verifier counts cache lookups with; a prometheus.Counter is one.
+type Counter interface{ Inc() }
+
+// WithCacheCounters counts the lookups of the verified-token cache (WithCache): a hit skips the
+// signature check (time limits and the denylist are still checked), a miss verifies the token.
+// Without a cache nothing is counted.
+func WithCacheCounters(hits, misses Counter) VerifierOption {
+	return func(v *Verifier) { v.hits, v.misses = hits, misses }
 }
 
 // verifiedKey names a verified token by the SHA-256 of its text: the cache holds 32 bytes per token
@@ -357,7 +369,9 @@ func (v *Verifier) Verify(ctx context.Context, p *policy.Policy, raw string) (*C
 	var key verifiedKey
 	if v.verified != nil && p != nil {
 		key = newVerifiedKey(p, raw)
-		if c, ok := v.verified.GetIfPresent(key); ok {
+		c, ok := v.verified.GetIfPresent(key)
+		v.countLookup(ok)
+		if ok {
 			if e := v.checkTimes(p.JWT(), c); e != nil {
 				return nil, e
 			}
@@ -375,6 +389,15 @@ func (v *Verifier) Verify(ctx context.Context, p *policy.Policy, raw string) (*C
 		v.verified.Set(key, c)
 	}
 	return c, nil
+}
+
+func (v *Verifier) countLookup(hit bool) {
+	switch {
+	case hit && v.hits != nil:
+		v.hits.Inc()
+	case !hit && v.misses != nil:
+		v.misses.Inc()
+	}
 }
 
 // checkTimes checks exp, nbf and iat against the clock, with the policy's leeway.

@@ -6,6 +6,7 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/authgate/authgate/internal/audit"
 	"github.com/authgate/authgate/internal/policy"
 	"github.com/authgate/authgate/internal/store"
 )
@@ -15,8 +16,9 @@ import (
 // current directory), but access tokens carry their identity until they expire; RevokeUser deletes
 // the sessions and refresh tokens and puts the user's earlier tokens on every replica's denylist.
 // Role changes need nothing: sessions read the roles on every check, and tokens carry theirs for at
-// most accessTokenTTL. Every replica sees the same change and revokes too, which is harmless.
-func revokeRemovedUsers(ctx context.Context, st store.Store, prev, next *policy.Snapshot, now time.Time, log logr.Logger) {
+// most accessTokenTTL. Every replica sees the same change and revokes too, which is harmless (and
+// each records it in its audit log).
+func revokeRemovedUsers(ctx context.Context, st store.Store, prev, next *policy.Snapshot, now time.Time, log logr.Logger, auditLog audit.Logger) {
 	if prev == nil {
 		return
 	}
@@ -37,7 +39,10 @@ func revokeRemovedUsers(ctx context.Context, st store.Store, prev, next *policy.
 				log.Error(err, "Revoking a removed user's sessions and tokens", "policy", p.Name(), "sub", u.ID)
 				continue
 			}
-			log.Info("User removed or disabled: sessions and tokens revoked", "policy", p.Name(), "sub", u.ID, "sessions", n)
+			auditLog.Record("User removed or disabled: sessions and tokens revoked", audit.Event{
+				Event: audit.EventRevocation, Policy: p.Name(), Subject: u.ID, Email: u.Email,
+				Result: "revoked", Reason: "user_removed_or_disabled", Kind: string(store.RevokeUser), Sessions: n,
+			})
 		}
 	}
 }

@@ -19,8 +19,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/crypto/bcrypt"
@@ -30,6 +28,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"k8s.io/client-go/rest"
 
+	"github.com/authgate/authgate/internal/audit"
 	"github.com/authgate/authgate/internal/authz"
 	"github.com/authgate/authgate/internal/kube"
 	"github.com/authgate/authgate/internal/login"
@@ -85,6 +84,9 @@ type Options struct {
 	StoreCheckTimeout time.Duration
 	ShutdownTimeout   time.Duration
 	LogDevelopment    bool
+	// OTLPEndpoint receives trace spans of checks and logins over OTLP/gRPC: host:port (TLS) or a
+	// URL (http:// for plaintext). Empty: no tracing.
+	OTLPEndpoint string
 }
 
 // Main runs the webhook command with args (without the program name) and returns the exit code.
@@ -148,6 +150,7 @@ func ParseFlags(args []string, output io.Writer) (Options, error) {
 	fs.DurationVar(&o.MaxStaleness, "cache-max-staleness", 30*time.Second, "how long a cached session is trusted without reading the store again, should a revocation be missed")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may take after SIGTERM")
 	fs.BoolVar(&o.LogDevelopment, "log-development", false, "human-readable logs")
+	fs.StringVar(&o.OTLPEndpoint, "otlp-endpoint", "", "OpenTelemetry collector that receives trace spans of checks and logins over OTLP/gRPC: host:port (TLS), or http://host:port for plaintext (empty: no tracing; sampling from OTEL_TRACES_SAMPLER)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -255,21 +258,29 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	st, err := newStore(o, log)
+	registry, metrics := newRegistry()
+	// Security events go to a logger of their own, named "audit" from the root.
+	auditLog := audit.New(log)
+	unmeasured, err := newStore(o, log)
 	if err != nil {
 		return err
 	}
+	// Every caller gets the measured store: its latency and errors are observed in one place.
+	st := store.Instrument(unmeasured, metrics.storeObserver(o.Store))
 	defer st.Close()
 	denylist, err := authz.NewDenylist(ctx, st, nil)
 	if err != nil {
 		return err
 	}
 	defer denylist.Close()
-	verifier := token.NewVerifier(token.WithDenylist(denylist), token.WithCache(o.CacheSize))
+	metrics.watchDenylist(denylist)
+	defer st.Subscribe(metrics.revocationReceived)()
+	verifier := token.NewVerifier(token.WithDenylist(denylist), token.WithCache(o.CacheSize),
+		token.WithCacheCounters(metrics.cacheCounters("token")))
 	defer verifier.Close()
 	var sessionOpts []session.Option
 	if o.CacheSize > 0 {
-		cache := session.NewCache(o.CacheSize, o.MaxStaleness, nil)
+		cache := session.NewCache(o.CacheSize, o.MaxStaleness, nil, session.WithLookupCounters(metrics.cacheCounters("session")))
 		defer cache.Follow(st)()
 		sessionOpts = append(sessionOpts, session.WithCache(cache))
 	}
@@ -297,7 +308,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 		prev := snapshots.Load()
 		snapshots.Store(next)
-		revokeRemovedUsers(ctx, st, prev, next, time.Now(), log.WithName("users"))
+		revokeRemovedUsers(ctx, st, prev, next, time.Now(), log.WithName("users"), auditLog)
 	}
 	// watched reports the cluster source's first load: nil once the first snapshot is published,
 	// or why there will be none. It stays nil in standalone mode, which loads before serving.
@@ -323,21 +334,34 @@ func Run(ctx context.Context, o Options) error {
 	logins, err := login.NewService(login.Config{
 		Snapshots: snapshots, Sessions: sessions, Store: st, Tokens: verifier, Key: key,
 		TrustForwarded: o.TrustForwarded, RefreshGrace: o.RefreshGrace, Log: log.WithName("login"),
-		Limiter: loginLimiter(o),
+		Audit: auditLog, Metrics: metrics, Limiter: loginLimiter(o),
 	})
 	if err != nil {
 		return err
 	}
 
-	registry := prometheus.NewRegistry()
-	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics := newMetrics(registry)
+	checker := &measured{next: engine, m: metrics}
+	var tracer *tracing
+	if o.OTLPEndpoint != "" {
+		if tracer, err = newTracing(ctx, o.OTLPEndpoint, log); err != nil {
+			return err
+		}
+		defer func() {
+			// The spans still buffered go out before Run returns.
+			flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := tracer.shutdown(flushCtx); err != nil {
+				log.Error(err, "Sending the last trace spans")
+			}
+		}()
+		checker.tracer = tracer.tracer
+	}
 
 	var ready atomic.Bool
 	mux := http.NewServeMux()
-	mux.Handle(nginx.Path, metrics.wrap(engine, nginx.Handler))
-	mux.Handle(traefik.Path, metrics.wrap(engine, traefik.Handler))
-	envoyHTTP := metrics.wrap(engine, envoyhttp.Handler)
+	mux.Handle(nginx.Path, nginx.Handler(checker))
+	mux.Handle(traefik.Path, traefik.Handler(checker))
+	envoyHTTP := envoyhttp.Handler(checker)
 	logins.Register(mux)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
@@ -350,13 +374,16 @@ func Run(ctx context.Context, o Options) error {
 
 	// Envoy's HTTP service sends the original path under the prefix, raw: it must reach the adapter
 	// as sent, before ServeMux would clean "//" and "/../" with a redirect.
-	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var root http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if rest, ok := strings.CutPrefix(r.URL.Path, envoyhttp.PathPrefix); ok && (rest == "" || rest[0] == '/') {
 			envoyHTTP.ServeHTTP(w, r)
 			return
 		}
 		mux.ServeHTTP(w, r)
 	})
+	if tracer != nil {
+		root = tracer.handler(root)
+	}
 	checks := newServer(o.HTTPAddr, root)
 	// Every request's context starts from one that holds the logger, where adapters find it: set
 	// once here rather than per request, which would copy each request to change its context.
@@ -412,7 +439,7 @@ func Run(ctx context.Context, o Options) error {
 			grpcOpts = append(grpcOpts, grpc.Creds(creds))
 		}
 		grpcServer = grpc.NewServer(grpcOpts...)
-		envoygrpc.NewServer(&measured{next: engine, m: metrics}).Register(grpcServer)
+		envoygrpc.NewServer(checker).Register(grpcServer)
 	}
 	errs := make(chan error, len(servers)+1)
 	if grpcServer != nil {
@@ -519,9 +546,14 @@ func newServer(addr string, h http.Handler) *http.Server {
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		// A request whose request line and headers exceed 64 KiB is refused with 431: net/http reads
+		// 4 KiB beyond MaxHeaderBytes before it gives up, so the limit is set 4 KiB lower.
+		MaxHeaderBytes: maxHeaderBytes - 4<<10,
 	}
 }
+
+// maxHeaderBytes bounds a request's line and headers: a longer request is answered 431.
+const maxHeaderBytes = 64 << 10
 
 // grpcServerOptions bound what one client can hold of the gRPC server: a CheckRequest of at most
 // 1 MiB, metadata of at most 64 KiB (as the HTTP servers' headers), 5 s to finish the handshake, and

@@ -53,7 +53,7 @@ func TestParseFlagsReadsEveryFlag(t *testing.T) {
 		"--http-addr", "127.0.0.1:1", "--grpc-addr", "", "--metrics-addr", "", "--manifests", "m", "--default-namespace", "ns",
 		"--store", "memory", "--secret-key-file", "/k", "--trust-forwarded-for", "--refresh-grace", "1m",
 		"--shutdown-timeout", "3s", "--log-development", "--cache-size", "7", "--cache-max-staleness", "5s",
-		"--store-check-timeout", "80ms",
+		"--store-check-timeout", "80ms", "--otlp-endpoint", "http://otel-collector:4317",
 	}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +62,7 @@ func TestParseFlagsReadsEveryFlag(t *testing.T) {
 		HTTPAddr: "127.0.0.1:1", GRPCAddr: "", MetricsAddr: "", Manifests: "m", DefaultNamespace: "ns", Store: "memory",
 		SecretKeyFile: "/k", TrustForwarded: true, RefreshGrace: time.Minute, ShutdownTimeout: 3 * time.Second,
 		LogDevelopment: true, CacheSize: 7, MaxStaleness: 5 * time.Second, StoreCheckTimeout: 80 * time.Millisecond,
-		LoginsPerMinuteIP: 10, LoginsPerMinuteAccount: 5,
+		LoginsPerMinuteIP: 10, LoginsPerMinuteAccount: 5, OTLPEndpoint: "http://otel-collector:4317",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("ParseFlags = %+v\nwant          %+v", got, want)

@@ -36,7 +36,7 @@ import (
 var env *testenv.Env
 
 func TestMain(m *testing.M) {
-	os.Exit(testenv.Main(m, &env, installServiceMonitorCRD))
+	os.Exit(testenv.Main(m, &env, installMonitoringCRDs))
 }
 
 // chartCase is one set of values of the matrix, with what must hold of its rendering beyond the
@@ -123,6 +123,7 @@ webhook: {autoscaling: {enabled: true, minReplicas: 3, maxReplicas: 12, targetCP
 		}},
 	{name: "ServiceMonitor", values: `
 metrics: {serviceMonitor: {enabled: true, interval: 15s, labels: {release: prometheus}}}`, check: checkServiceMonitor},
+	{name: "alert rules and dashboard", values: monitoringValues, check: checkMonitoring},
 	{name: "CRDs off", values: `
 crds: {enabled: false}`, check: func(t *testing.T, r *rendering) {
 		if len(r.find("CustomResourceDefinition")) != 0 {
@@ -520,7 +521,8 @@ func checkDefaults(t *testing.T, r *rendering) {
 		t.Error("--trust-forwarded-for without an Ingress in front of the login page")
 	}
 	if !r.has("PodDisruptionBudget", "authgate-webhook") || r.has("HorizontalPodAutoscaler", "authgate-webhook") ||
-		r.has("ServiceMonitor", "authgate") || r.has("Ingress", "authgate-login") || len(r.find("NetworkPolicy")) > 0 {
+		r.has("ServiceMonitor", "authgate") || r.has("PrometheusRule", "authgate") || r.has("ConfigMap", "authgate-dashboard") ||
+		r.has("Ingress", "authgate-login") || len(r.find("NetworkPolicy")) > 0 {
 		t.Errorf("default objects: %s", r.summary())
 	}
 	crd := r.find("CustomResourceDefinition")["authpolicies.authgate.dev"]

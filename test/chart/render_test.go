@@ -67,7 +67,8 @@ func renderWith(t testing.TB, namespace, valuesYAML string, upgrade *rest.Config
 	}
 	values := parseValues(t, valuesYAML)
 	caps := chartutil.DefaultCapabilities.Copy()
-	caps.APIVersions = append(caps.APIVersions, "monitoring.coreos.com/v1", "monitoring.coreos.com/v1/ServiceMonitor")
+	caps.APIVersions = append(caps.APIVersions, "monitoring.coreos.com/v1", "monitoring.coreos.com/v1/ServiceMonitor",
+		"monitoring.coreos.com/v1/PrometheusRule")
 	opts := chartutil.ReleaseOptions{Name: "authgate", Namespace: namespace, Revision: 1, IsInstall: true}
 	if upgrade != nil {
 		opts = chartutil.ReleaseOptions{Name: "authgate", Namespace: namespace, Revision: 2, IsUpgrade: true}

@@ -98,25 +98,6 @@ func TestValuesDocumented(t *testing.T) {
 	if err := yaml.Unmarshal(raw, &doc); err != nil {
 		t.Fatal(err)
 	}
-	valuePaths := map[string]bool{}
-	var walk func(n *yaml.Node, prefix string)
-	walk = func(n *yaml.Node, prefix string) {
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			key, value := n.Content[i], n.Content[i+1]
-			p := prefix + key.Value
-			valuePaths[p] = true
-			// resources are Kubernetes' ResourceRequirements, documented as a whole.
-			if value.Kind == yaml.MappingNode && len(value.Content) > 0 && key.Value != "resources" {
-				walk(value, p+".")
-				continue
-			}
-			if !strings.Contains(key.HeadComment, "# -- ") {
-				t.Errorf("values.yaml: %s has no \"# -- \" comment saying what it does", p)
-			}
-		}
-	}
-	walk(doc.Content[0], "")
-
 	schemaRaw, err := os.ReadFile(filepath.Join(chartDir(), "values.schema.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -125,6 +106,38 @@ func TestValuesDocumented(t *testing.T) {
 	if err := json.Unmarshal(schemaRaw, &schema); err != nil {
 		t.Fatalf("values.schema.json: %v", err)
 	}
+	// freeForm reports whether the schema makes the value at path a map of any keys (labels,
+	// annotations): its default entries are examples, documented with the map as a whole.
+	freeForm := func(path []string) bool {
+		s := schema
+		for _, k := range path {
+			props, _ := s["properties"].(map[string]any)
+			if s, _ = props[k].(map[string]any); s == nil {
+				return false
+			}
+		}
+		_, ok := s["additionalProperties"].(map[string]any)
+		return ok
+	}
+	valuePaths := map[string]bool{}
+	var walk func(n *yaml.Node, path []string)
+	walk = func(n *yaml.Node, path []string) {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key, value := n.Content[i], n.Content[i+1]
+			kp := append(slices.Clone(path), key.Value)
+			p := strings.Join(kp, ".")
+			valuePaths[p] = true
+			// resources are Kubernetes' ResourceRequirements, documented as a whole.
+			if value.Kind == yaml.MappingNode && len(value.Content) > 0 && key.Value != "resources" && !freeForm(kp) {
+				walk(value, kp)
+				continue
+			}
+			if !strings.Contains(key.HeadComment, "# -- ") {
+				t.Errorf("values.yaml: %s has no \"# -- \" comment saying what it does", p)
+			}
+		}
+	}
+	walk(doc.Content[0], nil)
 	schemaPaths := map[string]bool{}
 	var walkSchema func(s map[string]any, prefix string)
 	walkSchema = func(s map[string]any, prefix string) {
@@ -194,28 +207,20 @@ func valueAt(m map[string]any, keys ...string) any {
 	return v
 }
 
-// serviceMonitorModule holds the ServiceMonitor CRD as the Prometheus Operator publishes it; the
-// Go module proxy serves the repository, so `go mod download` fetches it like any module.
-const serviceMonitorModule = "github.com/prometheus-operator/prometheus-operator@v0.85.0"
+// monitoringModule holds the Prometheus Operator's CRDs as it publishes them; the Go module proxy
+// serves the repository, so `go mod download` fetches it like any module.
+const monitoringModule = "github.com/prometheus-operator/prometheus-operator@v0.85.0"
 
-// installServiceMonitorCRD installs the published ServiceMonitor CRD, so that the API server can
-// validate the chart's ServiceMonitor against the real schema.
-func installServiceMonitorCRD(e *testenv.Env) {
-	out, err := exec.Command("go", "mod", "download", "-json", serviceMonitorModule).Output()
+// installMonitoringCRDs installs the published ServiceMonitor and PrometheusRule CRDs, so that the
+// API server can validate the chart's ServiceMonitor and PrometheusRule against the real schemas.
+func installMonitoringCRDs(e *testenv.Env) {
+	out, err := exec.Command("go", "mod", "download", "-json", monitoringModule).Output()
 	if err != nil {
-		panic(fmt.Sprintf("go mod download %s: %v", serviceMonitorModule, err))
+		panic(fmt.Sprintf("go mod download %s: %v", monitoringModule, err))
 	}
 	var mod struct{ Dir, Error string }
 	if err := json.Unmarshal(out, &mod); err != nil || mod.Dir == "" {
-		panic(fmt.Sprintf("go mod download %s: %s %v", serviceMonitorModule, mod.Error, err))
-	}
-	raw, err := os.ReadFile(filepath.Join(mod.Dir, "example", "prometheus-operator-crd", "monitoring.coreos.com_servicemonitors.yaml"))
-	if err != nil {
-		panic(err)
-	}
-	crd := &apiextensionsv1.CustomResourceDefinition{}
-	if err := sigsyaml.Unmarshal(raw, crd); err != nil {
-		panic(err)
+		panic(fmt.Sprintf("go mod download %s: %s %v", monitoringModule, mod.Error, err))
 	}
 	ctx := context.Background()
 	scheme := k8sruntime.NewScheme()
@@ -226,23 +231,33 @@ func installServiceMonitorCRD(e *testenv.Env) {
 	if err != nil {
 		panic(err)
 	}
-	if err := c.Create(ctx, crd); err != nil {
-		panic(fmt.Sprintf("creating the ServiceMonitor CRD: %v", err))
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if err := c.Get(ctx, client.ObjectKeyFromObject(crd), crd); err != nil {
+	for _, file := range []string{"monitoring.coreos.com_servicemonitors.yaml", "monitoring.coreos.com_prometheusrules.yaml"} {
+		raw, err := os.ReadFile(filepath.Join(mod.Dir, "example", "prometheus-operator-crd", file))
+		if err != nil {
 			panic(err)
 		}
-		if slices.ContainsFunc(crd.Status.Conditions, func(c apiextensionsv1.CustomResourceDefinitionCondition) bool {
-			return c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue
-		}) {
-			return
+		crd := &apiextensionsv1.CustomResourceDefinition{}
+		if err := sigsyaml.Unmarshal(raw, crd); err != nil {
+			panic(err)
 		}
-		if time.Now().After(deadline) {
-			panic("the ServiceMonitor CRD is not established after 30s")
+		if err := c.Create(ctx, crd); err != nil {
+			panic(fmt.Sprintf("creating the CRD of %s: %v", file, err))
 		}
-		time.Sleep(20 * time.Millisecond)
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			if err := c.Get(ctx, client.ObjectKeyFromObject(crd), crd); err != nil {
+				panic(err)
+			}
+			if slices.ContainsFunc(crd.Status.Conditions, func(c apiextensionsv1.CustomResourceDefinitionCondition) bool {
+				return c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue
+			}) {
+				break
+			}
+			if time.Now().After(deadline) {
+				panic(fmt.Sprintf("the CRD %s is not established after 30s", crd.Name))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+
+	"github.com/authgate/authgate/test/harness"
 )
 
 // artifactsEnv names a directory to keep the browser test's screenshots in; by default they go to
@@ -23,11 +25,11 @@ const artifactsEnv = "AUTHGATE_E2E_ARTIFACTS"
 // with its identity at the application; after a logout the same page sends it to log in again.
 func TestBrowserLoginAndLogout(t *testing.T) {
 	t.Parallel()
-	requireFile(t, chromiumBin, "chromium")
+	harness.RequireFile(t, harness.ChromiumBin, "chromium")
 	e := newEnv(t, stableSession)
 	ctx := newBrowser(t)
 
-	orders := e.appURL("/orders")
+	orders := e.AppURL("/orders")
 	if err := chromedp.Do(ctx, chromedp.Navigate(orders)); err != nil {
 		t.Fatalf("opening %s: %v", orders, err)
 	}
@@ -74,7 +76,7 @@ func TestBrowserLoginAndLogout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var echoed seenRequest
+	var echoed harness.SeenRequest
 	if err := json.Unmarshal([]byte(body), &echoed); err != nil {
 		t.Fatalf("the page is not the upstream's echo (%v):\n%s", err, body)
 	}
@@ -95,7 +97,7 @@ func TestBrowserLoginAndLogout(t *testing.T) {
 
 	// Log out. No page of authgate renders a logout form, so the test posts the JSON logout with
 	// the browser's own cookie, as a script of the application would.
-	e.apiLogout(`{}`, sessionCookie+"="+sess.Value)
+	e.APILogout(`{}`, sessionCookie+"="+sess.Value)
 
 	if err := chromedp.Do(ctx, chromedp.Navigate(orders)); err != nil {
 		t.Fatalf("opening %s after the logout: %v", orders, err)
@@ -112,14 +114,14 @@ func newBrowser(t *testing.T) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	t.Cleanup(cancel)
-	output := &lockedBuffer{}
+	output := &harness.LockedBuffer{}
 	// The flags are listed one by one rather than taken from chromedp.DefaultExecAllocatorOptions:
 	// nothing here may reach beyond the machine. --host-resolver-rules sends every host name to
 	// 127.0.0.1 (ports are kept), so shop.example.com and auth.example.com reach nginx and the
 	// webhook, and anything else Chromium tries fails on loopback. chromedp adds
 	// --remote-debugging-pipe (no port is opened) and about:blank.
 	allocCtx, allocCancel := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromiumBin),
+		chromedp.ExecPath(harness.ChromiumBin),
 		chromedp.Flag("headless", true),
 		chromedp.Flag("no-sandbox", true), // tests run as root, where the sandbox cannot start
 		chromedp.Flag("disable-gpu", true),
@@ -141,17 +143,17 @@ func newBrowser(t *testing.T) context.Context {
 	})
 	// Start the browser now, so that a Chromium that cannot start fails here, with its output.
 	if err := chromedp.Do(browserCtx); err != nil {
-		t.Fatalf("starting %s: %v\n%s", chromiumBin, err, output.String())
+		t.Fatalf("starting %s: %v\n%s", harness.ChromiumBin, err, output.String())
 	}
 	return browserCtx
 }
 
 // expectLoginPage waits until the browser shows the login page of the shop policy, sent there from
 // original.
-func expectLoginPage(t *testing.T, ctx context.Context, e *env, original string) {
+func expectLoginPage(t *testing.T, ctx context.Context, e *harness.Env, original string) {
 	t.Helper()
 	waitLocation(t, ctx, func(u *url.URL) bool {
-		return u.Host == loginHost+":"+e.webhookPort && u.Path == "/auth/login"
+		return u.Host == loginHost+":"+e.WebhookPort && u.Path == "/auth/login"
 	}, "on the login page")
 	loc, err := chromedp.Run(ctx, chromedp.Location())
 	if err != nil {
@@ -174,7 +176,7 @@ func expectLoginPage(t *testing.T, ctx context.Context, e *env, original string)
 func waitLocation(t *testing.T, ctx context.Context, ok func(*url.URL) bool, what string) {
 	t.Helper()
 	last := ""
-	if !pollUntil(10*time.Second, 50*time.Millisecond, func() bool {
+	if !harness.PollUntil(10*time.Second, 50*time.Millisecond, func() bool {
 		loc, err := chromedp.Run(ctx, chromedp.Location())
 		if err != nil {
 			t.Fatalf("reading the browser's location: %v", err)
@@ -188,9 +190,9 @@ func waitLocation(t *testing.T, ctx context.Context, ok func(*url.URL) bool, wha
 }
 
 // browserSessionCookie returns the session cookie the browser would send to the application, or nil.
-func browserSessionCookie(t *testing.T, ctx context.Context, e *env) *network.Cookie {
+func browserSessionCookie(t *testing.T, ctx context.Context, e *harness.Env) *network.Cookie {
 	t.Helper()
-	res, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{e.appURL("/orders")}})
+	res, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{e.AppURL("/orders")}})
 	if err != nil {
 		t.Fatalf("reading the browser's cookies: %v", err)
 	}

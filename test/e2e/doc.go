@@ -9,12 +9,14 @@
 // clients dial them through a custom DialContext, Chromium through --host-resolver-rules. Nothing
 // ever leaves the machine.
 //
-// Each test starts its own webhook, nginx and upstream (in about 0.1 s), so tests share no sessions,
-// cache entries or rate limits and run in parallel. Between nginx and the webhook sits a small
-// recording proxy: tests count the checks nginx makes (what its auth cache keeps away) and read the
-// exact answers, and every answer is held to PROTOCOLS.md's rules (no 5xx decision, no-store on
-// denials and cookies, one Set-Cookie, each identity header once) when the test ends. A failing test
-// prints nginx's error.log, the checks and the webhook's log.
+// Each test starts its own webhook, nginx and upstream (in about 0.1 s) with the harness of
+// test/harness, so tests share no sessions, cache entries or rate limits and run in parallel. Between
+// nginx and the webhook sits a small recording proxy: tests count the checks nginx makes (what its
+// auth cache keeps away) and read the exact answers, and every answer is held to PROTOCOLS.md's rules
+// (no 5xx decision, no-store on denials and cookies, one Set-Cookie, each identity header once) when
+// the test ends. The webhook logs through the production JSON logger into a buffer, and when the
+// test ends every line is searched for every password, cookie, token and CSRF token the test used:
+// one found fails the test. A failing test prints nginx's error.log, the checks and the webhook's log.
 //
 // Run them alone with `go test -v ./test/e2e/`; set AUTHGATE_E2E_ARTIFACTS to a directory to keep
 // the browser's screenshots.

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/authgate/authgate/test/harness"
 )
 
 // A browser without a session asks nginx for a page; the check answers 401 and nginx's auth-signin
@@ -15,15 +17,15 @@ import (
 func TestNginxSendsBrowserWithoutSessionToLogin(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, stableSession)
-	c := e.newClient(false)
+	c := e.NewClient(false)
 
-	original := e.appURL("/orders?id=7")
-	r, id := e.get(c, original, "Accept", browserAccept)
-	e.expectStatus(r, http.StatusFound, "GET "+original+" without a session")
+	original := e.AppURL("/orders?id=7")
+	r, id := e.Get(c, original, "Accept", browserAccept)
+	e.ExpectStatus(r, http.StatusFound, "GET "+original+" without a session")
 
 	// What ingress-nginx renders: auth-signin, then rd=$scheme://$http_host$escaped_request_uri,
 	// where set_escape_uri escapes the request URI as a URI component ("/" too).
-	want := e.authURL("/auth/login?policy=" + policyRef + "&rd=http://" + appHost + ":" + e.nginxPort + "%2Forders%3Fid%3D7")
+	want := e.AuthURL("/auth/login?policy=" + policyRef + "&rd=http://" + appHost + ":" + e.NginxPort + "%2Forders%3Fid%3D7")
 	loc := r.Header.Get("Location")
 	if loc != want {
 		t.Errorf("Location = %q\nwant       %q", loc, want)
@@ -32,8 +34,8 @@ func TestNginxSendsBrowserWithoutSessionToLogin(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Location %q: %v", loc, err)
 	}
-	if u.Host != loginHost+":"+e.webhookPort || u.Path != "/auth/login" {
-		t.Errorf("Location goes to %s%s, want the login page %s:%s/auth/login", u.Host, u.Path, loginHost, e.webhookPort)
+	if u.Host != loginHost+":"+e.WebhookPort || u.Path != "/auth/login" {
+		t.Errorf("Location goes to %s%s, want the login page %s:%s/auth/login", u.Host, u.Path, loginHost, e.WebhookPort)
 	}
 	q := u.Query()
 	if got := q.Get("policy"); got != policyRef {
@@ -48,13 +50,13 @@ func TestNginxSendsBrowserWithoutSessionToLogin(t *testing.T) {
 
 	// The webhook answered the check 401 (nginx, not the webhook, redirects), and the request never
 	// reached the application.
-	checks := e.checks.byRequestID(id)
+	checks := e.Checks.ByRequestID(id)
 	if len(checks) != 1 || checks[0].Status != http.StatusUnauthorized {
 		t.Errorf("checks for the request: %+v, want one answered 401", checks)
 	} else if wa := checks[0].Header.Get("WWW-Authenticate"); !strings.HasPrefix(wa, "Bearer ") {
 		t.Errorf("the check's WWW-Authenticate = %q, want a Bearer challenge", wa)
 	}
-	if n := len(e.upstream.byRequestID(id)); n != 0 {
+	if n := len(e.Upstream.ByRequestID(id)); n != 0 {
 		t.Errorf("the upstream received the unauthenticated request %d times", n)
 	}
 }
@@ -65,32 +67,32 @@ func TestNginxSendsBrowserWithoutSessionToLogin(t *testing.T) {
 func TestNginxLoginFormSetsSessionAndIdentityReachesUpstream(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, stableSession)
-	c := e.newClient(true)
+	c := e.NewClient(true)
 
-	original := e.appURL("/orders?id=7")
-	r, _ := e.get(c, original, "Accept", browserAccept)
-	e.expectStatus(r, http.StatusFound, "GET "+original+" without a session")
+	original := e.AppURL("/orders?id=7")
+	r, _ := e.Get(c, original, "Accept", browserAccept)
+	e.ExpectStatus(r, http.StatusFound, "GET "+original+" without a session")
 
-	page, form := e.openLoginPage(c, r.Header.Get("Location"))
-	if !strings.Contains(form.title, "shop") || !strings.Contains(form.h1, "shop") {
-		t.Errorf("login page title %q, heading %q: want both to name the policy (shop)", form.title, form.h1)
+	page, form := e.OpenLoginPage(c, r.Header.Get("Location"))
+	if !strings.Contains(form.Title, "shop") || !strings.Contains(form.H1, "shop") {
+		t.Errorf("login page title %q, heading %q: want both to name the policy (shop)", form.Title, form.H1)
 	}
 	if ct := page.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
 		t.Errorf("login page Content-Type = %q", ct)
 	}
-	if form.fields.Get("csrf") == "" {
-		t.Errorf("the login form has no csrf field: %v", form.fields)
+	if form.Fields.Get("csrf") == "" {
+		t.Errorf("the login form has no csrf field: %v", form.Fields)
 	}
-	if got := form.fields.Get("rd"); got != original {
+	if got := form.Fields.Get("rd"); got != original {
 		t.Errorf("the login form's rd = %q, want %q", got, original)
 	}
 	for _, name := range []string{"email", "password"} {
-		if _, ok := form.fields[name]; !ok {
+		if _, ok := form.Fields[name]; !ok {
 			t.Errorf("the login form has no %s input", name)
 		}
 	}
-	if want := e.authURL("/auth/login?policy=" + url.QueryEscape(policyRef)); form.action != want {
-		t.Errorf("the form posts to %q, want %q", form.action, want)
+	if want := e.AuthURL("/auth/login?policy=" + url.QueryEscape(policyRef)); form.Action != want {
+		t.Errorf("the form posts to %q, want %q", form.Action, want)
 	}
 	var csrf *http.Cookie
 	for _, ck := range page.Cookies() {
@@ -110,8 +112,8 @@ func TestNginxLoginFormSetsSessionAndIdentityReachesUpstream(t *testing.T) {
 	}
 
 	// A wrong password: the form again, with the error, and no session.
-	wrong := e.submitLogin(c, form, adminEmail, "not-the-password")
-	e.expectStatus(wrong, http.StatusUnauthorized, "POST the login form with a wrong password")
+	wrong := e.SubmitLogin(c, form, adminEmail, "not-the-password")
+	e.ExpectStatus(wrong, http.StatusUnauthorized, "POST the login form with a wrong password")
 	if !strings.Contains(wrong.Body, "Wrong email or password.") {
 		t.Errorf("the refused login does not say why:\n%s", wrong.Body)
 	}
@@ -121,26 +123,26 @@ func TestNginxLoginFormSetsSessionAndIdentityReachesUpstream(t *testing.T) {
 		}
 	}
 
-	login := e.submitLogin(c, form, adminEmail, adminPassword)
-	e.expectStatus(login, http.StatusSeeOther, "POST the login form")
+	login := e.SubmitLogin(c, form, adminEmail, adminPassword)
+	e.ExpectStatus(login, http.StatusSeeOther, "POST the login form")
 	if loc := login.Header.Get("Location"); loc != original {
 		t.Errorf("the login redirects to %q, want the original URL %q", loc, original)
 	}
-	sess := e.sessionCookieOf(login.Response)
+	sess := e.SessionCookieOf(login.Response)
 	if sess.Value == "" || !sess.HttpOnly || sess.Secure || sess.SameSite != http.SameSiteLaxMode ||
 		sess.Domain != "example.com" || sess.Path != "/" || sess.MaxAge <= 0 {
 		t.Errorf("session cookie %q: want a value, HttpOnly, not Secure, SameSite=Lax, Domain=example.com, Path=/, Max-Age > 0", sess.String())
 	}
 
 	// Back at the application, through nginx, with the cookie the jar keeps.
-	app, id := e.get(c, original, "Accept", browserAccept)
-	e.expectStatus(app, http.StatusOK, "GET "+original+" after the login")
-	seen := e.upstreamSaw(id)
+	app, id := e.Get(c, original, "Accept", browserAccept)
+	e.ExpectStatus(app, http.StatusOK, "GET "+original+" after the login")
+	seen := e.UpstreamSaw(id)
 	if seen.URI != "/orders?id=7" || seen.Method != http.MethodGet {
 		t.Errorf("the upstream received %s %s, want GET /orders?id=7", seen.Method, seen.URI)
 	}
 	expectIdentity(t, "the upstream", seen.Headers, adminIdentity)
-	var echoed seenRequest
+	var echoed harness.SeenRequest
 	if err := json.Unmarshal([]byte(app.Body), &echoed); err != nil || echoed.URI != "/orders?id=7" {
 		t.Errorf("the answer is not the upstream's echo (%v):\n%s", err, app.Body)
 	}
@@ -154,9 +156,9 @@ func TestNginxLoginFormSetsSessionAndIdentityReachesUpstream(t *testing.T) {
 func TestNginxForgedIdentityHeadersNeverReachUpstream(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, stableSession)
-	sess := e.browserLogin(e.newClient(true), adminEmail, adminPassword)
-	tokens := e.apiLogin(adminEmail, adminPassword)
-	c := e.newClient(false)
+	sess := e.BrowserLogin(e.NewClient(true), adminEmail, adminPassword)
+	tokens := e.APILogin(adminEmail, adminPassword)
+	c := e.NewClient(false)
 	cookie := sessionCookie + "=" + sess.Value
 
 	// Each forged header twice, so that neither "first wins" nor "last wins" can let one through.
@@ -183,22 +185,22 @@ func TestNginxForgedIdentityHeadersNeverReachUpstream(t *testing.T) {
 	}
 	for _, tc := range cases {
 		what := "GET " + tc.path + " with " + tc.what + " and forged identity headers"
-		r, id := e.get(c, e.appURL(tc.path), tc.headers...)
-		e.expectStatus(r, tc.status, what)
+		r, id := e.Get(c, e.AppURL(tc.path), tc.headers...)
+		e.ExpectStatus(r, tc.status, what)
 		if tc.status != http.StatusOK {
-			if n := len(e.upstream.byRequestID(id)); n != 0 {
+			if n := len(e.Upstream.ByRequestID(id)); n != 0 {
 				t.Errorf("%s: the upstream received the denied request", what)
 			}
 			continue
 		}
-		expectIdentity(t, what+": the upstream", e.upstreamSaw(id).Headers, tc.want)
+		expectIdentity(t, what+": the upstream", e.UpstreamSaw(id).Headers, tc.want)
 	}
 
 	// The reference configuration's /cached/ location passes only X-User-Id upstream (its
 	// auth_request_set lines), so only that header is checked there.
-	r, id := e.get(c, e.appURL("/cached/report"), "Cookie", cookie, "X-User-Id", "forged", "X-User-Id", "forged-again")
-	e.expectStatus(r, http.StatusOK, "GET /cached/report with a session and a forged X-User-Id")
-	if got := e.upstreamSaw(id).Headers.Values("X-User-Id"); len(got) != 1 || got[0] != "admin" {
+	r, id := e.Get(c, e.AppURL("/cached/report"), "Cookie", cookie, "X-User-Id", "forged", "X-User-Id", "forged-again")
+	e.ExpectStatus(r, http.StatusOK, "GET /cached/report with a session and a forged X-User-Id")
+	if got := e.UpstreamSaw(id).Headers.Values("X-User-Id"); len(got) != 1 || got[0] != "admin" {
 		t.Errorf("GET /cached/report: the upstream received X-User-Id %q, want exactly [admin]", got)
 	}
 }
@@ -209,15 +211,15 @@ func TestNginxForgedIdentityHeadersNeverReachUpstream(t *testing.T) {
 func TestNginxSlidingRefreshReachesClient(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, slidingSession) // ttl 1h, refreshThreshold 59m59s: any check ≥ 1 s after login slides
-	login := e.browserLogin(e.newClient(true), adminEmail, adminPassword)
-	c := e.newClient(false)
+	login := e.BrowserLogin(e.NewClient(true), adminEmail, adminPassword)
+	c := e.NewClient(false)
 	cookie := sessionCookie + "=" + login.Value
 
-	var slid response
+	var slid harness.Response
 	var slidID string
-	slides := pollUntil(10*time.Second, 100*time.Millisecond, func() bool {
-		r, id := e.get(c, e.appURL("/orders"), "Accept", browserAccept, "Cookie", cookie)
-		e.expectStatus(r, http.StatusOK, "GET /orders with a live session")
+	slides := harness.PollUntil(10*time.Second, 100*time.Millisecond, func() bool {
+		r, id := e.Get(c, e.AppURL("/orders"), "Accept", browserAccept, "Cookie", cookie)
+		e.ExpectStatus(r, http.StatusOK, "GET /orders with a live session")
 		if n := len(r.Header.Values("Set-Cookie")); n > 1 {
 			t.Fatalf("nginx sent %d Set-Cookie headers: %q", n, r.Header.Values("Set-Cookie"))
 		} else if n == 0 {
@@ -231,7 +233,7 @@ func TestNginxSlidingRefreshReachesClient(t *testing.T) {
 			"no refreshed Set-Cookie reached the client", slidingSession.refreshThreshold, slidingSession.ttl)
 	}
 
-	refreshed := e.sessionCookieOf(slid.Response)
+	refreshed := e.SessionCookieOf(slid.Response)
 	if refreshed.Value != login.Value {
 		t.Errorf("the refreshed cookie carries another session ID; sliding expiry must keep the session")
 	}
@@ -241,8 +243,8 @@ func TestNginxSlidingRefreshReachesClient(t *testing.T) {
 	if refreshed.MaxAge < 3590 || !refreshed.HttpOnly || refreshed.Domain != "example.com" || refreshed.SameSite != http.SameSiteLaxMode {
 		t.Errorf("refreshed cookie %q: want Max-Age about 3600, HttpOnly, Domain=example.com, SameSite=Lax", refreshed.String())
 	}
-	expectIdentity(t, "the upstream", e.upstreamSaw(slidID).Headers, adminIdentity)
-	checks := e.checks.byRequestID(slidID)
+	expectIdentity(t, "the upstream", e.UpstreamSaw(slidID).Headers, adminIdentity)
+	checks := e.Checks.ByRequestID(slidID)
 	if len(checks) != 1 || len(checks[0].Header.Values("Set-Cookie")) != 1 {
 		t.Errorf("the sliding check's answers: %+v, want one with one Set-Cookie", checks)
 	}
@@ -254,12 +256,12 @@ func TestNginxSlidingRefreshReachesClient(t *testing.T) {
 func TestNginxLogoutEndsSession(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, stableSession)
-	c := e.newClient(true)
-	sess := e.browserLogin(c, adminEmail, adminPassword)
-	r, _ := e.get(c, e.appURL("/orders"), "Accept", browserAccept)
-	e.expectStatus(r, http.StatusOK, "GET /orders after the login")
+	c := e.NewClient(true)
+	sess := e.BrowserLogin(c, adminEmail, adminPassword)
+	r, _ := e.Get(c, e.AppURL("/orders"), "Accept", browserAccept)
+	e.ExpectStatus(r, http.StatusOK, "GET /orders after the login")
 
-	out := e.apiLogout(`{}`, sessionCookie+"="+sess.Value)
+	out := e.APILogout(`{}`, sessionCookie+"="+sess.Value)
 	if !strings.Contains(out.Body, `"signed_out"`) {
 		t.Errorf("the logout's answer: %s", out.Body)
 	}
@@ -268,23 +270,23 @@ func TestNginxLogoutEndsSession(t *testing.T) {
 	}
 
 	// c still holds the old cookie, as a browser in another tab would.
-	loginPrefix := e.authURL("/auth/login?policy=" + policyRef + "&rd=")
-	r, id := e.get(c, e.appURL("/orders"), "Accept", browserAccept)
-	e.expectStatus(r, http.StatusFound, "GET /orders with the logged-out session's cookie")
+	loginPrefix := e.AuthURL("/auth/login?policy=" + policyRef + "&rd=")
+	r, id := e.Get(c, e.AppURL("/orders"), "Accept", browserAccept)
+	e.ExpectStatus(r, http.StatusFound, "GET /orders with the logged-out session's cookie")
 	if loc := r.Header.Get("Location"); !strings.HasPrefix(loc, loginPrefix) {
 		t.Errorf("Location = %q, want the login page %s...", loc, loginPrefix)
 	}
 	if n := len(r.Header.Values("Set-Cookie")); n != 1 || !clearsSession(r.Response) {
 		t.Errorf("the redirect should clear the dead cookie with exactly one Set-Cookie, got %q", r.Header.Values("Set-Cookie"))
 	}
-	if n := len(e.upstream.byRequestID(id)); n != 0 {
+	if n := len(e.Upstream.ByRequestID(id)); n != 0 {
 		t.Errorf("the upstream received the logged-out request")
 	}
 
 	// The jar dropped the cookie: the next request carries none and is sent to log in, with nothing
 	// left to clear.
-	r, _ = e.get(c, e.appURL("/orders"), "Accept", browserAccept)
-	e.expectStatus(r, http.StatusFound, "GET /orders after the dead cookie was cleared")
+	r, _ = e.Get(c, e.AppURL("/orders"), "Accept", browserAccept)
+	e.ExpectStatus(r, http.StatusFound, "GET /orders after the dead cookie was cleared")
 	if sc := r.Header.Values("Set-Cookie"); len(sc) != 0 {
 		t.Errorf("a request without cookies got Set-Cookie %q", sc)
 	}
@@ -306,43 +308,43 @@ func clearsSession(resp *http.Response) bool {
 func TestNginxAPIBearerToken(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, stableSession)
-	c := e.newClient(false)
-	admin := e.apiLogin(adminEmail, adminPassword)
-	api := e.appURL("/api/orders")
+	c := e.NewClient(false)
+	admin := e.APILogin(adminEmail, adminPassword)
+	api := e.AppURL("/api/orders")
 
-	r, id := e.get(c, api, "Authorization", "Bearer "+admin.AccessToken, "Accept", "application/json")
-	e.expectStatus(r, http.StatusOK, "GET /api/orders with the admin's token")
-	expectIdentity(t, "the upstream", e.upstreamSaw(id).Headers, adminIdentity)
+	r, id := e.Get(c, api, "Authorization", "Bearer "+admin.AccessToken, "Accept", "application/json")
+	e.ExpectStatus(r, http.StatusOK, "GET /api/orders with the admin's token")
+	expectIdentity(t, "the upstream", e.UpstreamSaw(id).Headers, adminIdentity)
 
-	r, id = e.get(c, api, "Accept", "application/json")
-	e.expectStatus(r, http.StatusUnauthorized, "GET /api/orders without a token")
+	r, id = e.Get(c, api, "Accept", "application/json")
+	e.ExpectStatus(r, http.StatusUnauthorized, "GET /api/orders without a token")
 	if wa := r.Header.Get("WWW-Authenticate"); !strings.HasPrefix(wa, "Bearer ") {
 		t.Errorf("WWW-Authenticate = %q, want a Bearer challenge relayed by nginx", wa)
 	}
-	if n := len(e.upstream.byRequestID(id)); n != 0 {
+	if n := len(e.Upstream.ByRequestID(id)); n != 0 {
 		t.Errorf("the upstream received a request without a token")
 	}
 
-	r, _ = e.get(c, api, "Authorization", "Bearer not-a-token", "Accept", "application/json")
-	e.expectStatus(r, http.StatusUnauthorized, "GET /api/orders with a malformed token")
+	r, _ = e.Get(c, api, "Authorization", "Bearer not-a-token", "Accept", "application/json")
+	e.ExpectStatus(r, http.StatusUnauthorized, "GET /api/orders with a malformed token")
 
-	viewer := e.apiLogin(viewerEmail, viewerPassword)
-	r, id = e.get(c, api, "Authorization", "Bearer "+viewer.AccessToken, "Accept", "application/json")
-	e.expectStatus(r, http.StatusForbidden, "GET /api/orders as the viewer (no admin or editor role)")
-	if n := len(e.upstream.byRequestID(id)); n != 0 {
+	viewer := e.APILogin(viewerEmail, viewerPassword)
+	r, id = e.Get(c, api, "Authorization", "Bearer "+viewer.AccessToken, "Accept", "application/json")
+	e.ExpectStatus(r, http.StatusForbidden, "GET /api/orders as the viewer (no admin or editor role)")
+	if n := len(e.Upstream.ByRequestID(id)); n != 0 {
 		t.Errorf("the upstream received a forbidden request")
 	}
 
 	// Logout with the refresh token revokes the whole login: its access tokens too, at once.
 	body, _ := json.Marshal(map[string]string{"refresh_token": admin.RefreshToken})
-	e.apiLogout(string(body), "")
-	r, id = e.get(c, api, "Authorization", "Bearer "+admin.AccessToken, "Accept", "application/json")
-	e.expectStatus(r, http.StatusUnauthorized, "GET /api/orders with a revoked login's token")
-	if n := len(e.upstream.byRequestID(id)); n != 0 {
+	e.APILogout(string(body), "")
+	r, id = e.Get(c, api, "Authorization", "Bearer "+admin.AccessToken, "Accept", "application/json")
+	e.ExpectStatus(r, http.StatusUnauthorized, "GET /api/orders with a revoked login's token")
+	if n := len(e.Upstream.ByRequestID(id)); n != 0 {
 		t.Errorf("the upstream received a request with a revoked token")
 	}
-	refresh := e.post(c, e.authURL("/auth/refresh"), "application/json", string(body))
-	e.expectStatus(refresh, http.StatusUnauthorized, "POST /auth/refresh with a revoked refresh token")
+	refresh := e.Post(c, e.AuthURL("/auth/refresh"), "application/json", string(body))
+	e.ExpectStatus(refresh, http.StatusUnauthorized, "POST /auth/refresh with a revoked refresh token")
 }
 
 // /cached/ has auth-cache-key $http_authorization$cookie_authgate_session and auth-cache-duration
@@ -356,12 +358,12 @@ func TestNginxAPIBearerToken(t *testing.T) {
 func TestNginxAuthCacheNeverKeepsDenials(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, stableSession)
-	c := e.newClient(false)
-	checks := func() int { return e.checks.count(e, "/cached/") }
+	c := e.NewClient(false)
+	checks := func() int { return e.CheckCount("/cached/") }
 	expectChecks := func(want int, what string) {
 		t.Helper()
 		if got := checks(); got != want {
-			t.Fatalf("%s: %d checks of /cached/ reached the webhook, want %d\n%s", what, got, want, e.checks.String())
+			t.Fatalf("%s: %d checks of /cached/ reached the webhook, want %d\n%s", what, got, want, e.Checks.String())
 		}
 	}
 
@@ -379,14 +381,14 @@ func TestNginxAuthCacheNeverKeepsDenials(t *testing.T) {
 	n := 0
 	for _, d := range denials {
 		for range 2 {
-			r, id := e.get(c, e.appURL("/cached/report"), d.headers...)
-			e.expectStatus(r, http.StatusUnauthorized, "GET /cached/report with "+d.what)
-			if len(e.upstream.byRequestID(id)) != 0 {
+			r, id := e.Get(c, e.AppURL("/cached/report"), d.headers...)
+			e.ExpectStatus(r, http.StatusUnauthorized, "GET /cached/report with "+d.what)
+			if len(e.Upstream.ByRequestID(id)) != 0 {
 				t.Errorf("the upstream received a denied request (%s)", d.what)
 			}
 			n++
 			expectChecks(n, "denial with "+d.what)
-			for _, ck := range e.checks.byRequestID(id) {
+			for _, ck := range e.Checks.ByRequestID(id) {
 				if cc := ck.Header.Get("Cache-Control"); !strings.Contains(cc, "no-store") {
 					t.Errorf("the denial (%s) has Cache-Control %q, want no-store", d.what, cc)
 				}
@@ -396,13 +398,13 @@ func TestNginxAuthCacheNeverKeepsDenials(t *testing.T) {
 
 	// An allowed answer is cached: the second identical request does not reach the webhook, and the
 	// upstream still gets the identity from the cached answer.
-	sess := e.browserLogin(e.newClient(true), adminEmail, adminPassword)
+	sess := e.BrowserLogin(e.NewClient(true), adminEmail, adminPassword)
 	cookie := sessionCookie + "=" + sess.Value
 	for i, wantChecks := range []int{n + 1, n + 1} {
-		r, id := e.get(c, e.appURL("/cached/report"), "Cookie", cookie, "Accept", browserAccept)
-		e.expectStatus(r, http.StatusOK, "GET /cached/report with a session")
+		r, id := e.Get(c, e.AppURL("/cached/report"), "Cookie", cookie, "Accept", browserAccept)
+		e.ExpectStatus(r, http.StatusOK, "GET /cached/report with a session")
 		expectChecks(wantChecks, fmt.Sprintf("allowed request %d", i+1))
-		if got := e.upstreamSaw(id).Headers.Values("X-User-Id"); len(got) != 1 || got[0] != "admin" {
+		if got := e.UpstreamSaw(id).Headers.Values("X-User-Id"); len(got) != 1 || got[0] != "admin" {
 			t.Errorf("allowed request %d: the upstream received X-User-Id %q, want [admin]", i+1, got)
 		}
 	}
@@ -410,12 +412,12 @@ func TestNginxAuthCacheNeverKeepsDenials(t *testing.T) {
 
 	// After a logout, the cached location still lets the dead cookie through until the cache entry
 	// expires (auth-cache-duration), without asking; the uncached location refuses it at once.
-	e.apiLogout(`{}`, cookie)
-	r, _ := e.get(c, e.appURL("/cached/report"), "Cookie", cookie, "Accept", browserAccept)
-	e.expectStatus(r, http.StatusOK, "GET /cached/report with a logged-out cookie within the cache duration")
+	e.APILogout(`{}`, cookie)
+	r, _ := e.Get(c, e.AppURL("/cached/report"), "Cookie", cookie, "Accept", browserAccept)
+	e.ExpectStatus(r, http.StatusOK, "GET /cached/report with a logged-out cookie within the cache duration")
 	expectChecks(n, "the logged-out cookie on the cached location")
-	r, _ = e.get(c, e.appURL("/orders"), "Cookie", cookie, "Accept", browserAccept)
-	e.expectStatus(r, http.StatusFound, "GET /orders with a logged-out cookie")
+	r, _ = e.Get(c, e.AppURL("/orders"), "Cookie", cookie, "Accept", browserAccept)
+	e.ExpectStatus(r, http.StatusFound, "GET /orders with a logged-out cookie")
 }
 
 // A check without X-Original-URL comes from a misconfigured proxy: 400 naming the header, never a
@@ -424,14 +426,14 @@ func TestNginxAuthCacheNeverKeepsDenials(t *testing.T) {
 func TestWebhookRefusesNginxCheckWithoutOriginalURL(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, stableSession)
-	sess := e.browserLogin(e.newClient(true), adminEmail, adminPassword)
+	sess := e.BrowserLogin(e.NewClient(true), adminEmail, adminPassword)
 
-	r, _ := e.get(e.newClient(false), e.authURL("/check/nginx?policy="+policyRef),
+	r, _ := e.Get(e.NewClient(false), e.AuthURL("/check/nginx?policy="+policyRef),
 		"X-Original-Method", "GET",
 		"X-Forwarded-Proto", "http", "X-Forwarded-Host", appHost, "X-Forwarded-Uri", "/orders",
 		"X-Forwarded-Method", "GET",
 		"Cookie", sessionCookie+"="+sess.Value)
-	e.expectStatus(r, http.StatusBadRequest, "GET /check/nginx without X-Original-URL")
+	e.ExpectStatus(r, http.StatusBadRequest, "GET /check/nginx without X-Original-URL")
 	if !strings.Contains(r.Body, "X-Original-URL") {
 		t.Errorf("the 400 does not name the missing header: %q", r.Body)
 	}
@@ -448,7 +450,7 @@ func TestWebhookRefusesNginxCheckWithoutOriginalURL(t *testing.T) {
 func TestNginxPathSpellingsDoNotReachLenientRule(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, stableSession)
-	c := e.newClient(false)
+	c := e.NewClient(false)
 	for _, path := range []string{
 		"/static/../orders",
 		"/static/%2e%2e/orders",
@@ -458,16 +460,16 @@ func TestNginxPathSpellingsDoNotReachLenientRule(t *testing.T) {
 		"/static//../orders",
 		"/static/./../orders",
 	} {
-		r, id := e.get(c, e.appURL(path), "Accept", browserAccept)
+		r, id := e.Get(c, e.AppURL(path), "Accept", browserAccept)
 		if r.StatusCode == http.StatusOK {
 			t.Errorf("GET %s without credentials: 200, want a denial", path)
 		}
-		if n := len(e.upstream.byRequestID(id)); n != 0 {
+		if n := len(e.Upstream.ByRequestID(id)); n != 0 {
 			t.Errorf("GET %s without credentials reached the upstream", path)
 		}
 		// The webhook decided (nginx did not refuse the path on its own): 401 for what normalizes
 		// to /orders, 400 for what cannot be read unambiguously (nginx turns that into a 500).
-		switch checks := e.checks.byRequestID(id); {
+		switch checks := e.Checks.ByRequestID(id); {
 		case len(checks) != 1:
 			t.Errorf("GET %s: nginx asked the webhook %d times, want once", path, len(checks))
 		case checks[0].Status != http.StatusUnauthorized && checks[0].Status != http.StatusBadRequest:
@@ -477,6 +479,6 @@ func TestNginxPathSpellingsDoNotReachLenientRule(t *testing.T) {
 		}
 	}
 	// The plain spelling stays public, so the denials above are about the paths.
-	r, _ := e.get(c, e.appURL("/static/app.css"), "Accept", browserAccept)
-	e.expectStatus(r, http.StatusOK, "GET /static/app.css without credentials")
+	r, _ := e.Get(c, e.AppURL("/static/app.css"), "Accept", browserAccept)
+	e.ExpectStatus(r, http.StatusOK, "GET /static/app.css without credentials")
 }
