@@ -8,16 +8,20 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -25,6 +29,9 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/authgate/authgate/internal/testenv"
+	"github.com/authgate/authgate/internal/webhook"
 )
 
 // TestRunServesEnvoy checks that the webhook serves Envoy both ways: gRPC Check and health on
@@ -183,4 +190,48 @@ func TestGRPCBounds(t *testing.T) {
 	if err != nil || resp.GetStatus().GetCode() != int32(codes.OK) {
 		t.Fatalf("an ordinary check after the refusals: %v %v", resp.GetStatus(), err)
 	}
+}
+
+// TestGRPCLogs: what the gRPC Check handler logs reaches the webhook's logger, as for HTTP checks.
+func TestGRPCLogs(t *testing.T) {
+	var mu sync.Mutex
+	var lines []string
+	log := funcr.New(func(prefix, args string) {
+		mu.Lock()
+		defer mu.Unlock()
+		lines = append(lines, prefix+" "+args)
+	}, funcr.Options{})
+	opts := options(t, samples(t))
+	ctx, cancel := context.WithCancel(logr.NewContext(context.Background(), log))
+	done := make(chan error, 1)
+	go func() { done <- webhook.Run(ctx, opts) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	conn, err := grpc.NewClient(opts.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// A CheckRequest without the HTTP request is a misconfigured proxy: refused, and logged.
+	testenv.Eventually(t, 30*time.Second, func() string {
+		_, err := authv3.NewAuthorizationClient(conn).Check(ctx, &authv3.CheckRequest{})
+		if status.Code(err) == codes.Unavailable {
+			return "not serving yet: " + err.Error()
+		}
+		return ""
+	})
+	testenv.Eventually(t, 10*time.Second, func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, l := range lines {
+			if strings.Contains(l, "Proxy misconfigured") {
+				return ""
+			}
+		}
+		return fmt.Sprintf("no gRPC misconfiguration in the log: %q", lines)
+	})
 }

@@ -426,7 +426,7 @@ func Run(ctx context.Context, o Options) error {
 			}
 			return fmt.Errorf("listening on %s: %w", o.GRPCAddr, err)
 		}
-		grpcOpts := grpcServerOptions()
+		grpcOpts := append(grpcServerOptions(), grpc.UnaryInterceptor(withLogger(log)))
 		if o.GRPCCertFile != "" {
 			creds, err := credentials.NewServerTLSFromFile(o.GRPCCertFile, o.GRPCKeyFile)
 			if err != nil {
@@ -570,5 +570,13 @@ func grpcServerOptions() []grpc.ServerOption {
 			MaxConnectionAgeGrace: 30 * time.Second,
 		}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	}
+}
+
+// withLogger gives each gRPC call the webhook's logger, as the HTTP servers' BaseContext does for
+// requests, so that what the Check handler logs (a misconfigured proxy, a refused request) is kept.
+func withLogger(log logr.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		return handler(logr.NewContext(ctx, log), req)
 	}
 }
