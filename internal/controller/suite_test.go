@@ -2,7 +2,6 @@ package controller_test
 
 import (
 	"context"
-	"flag"
 	"os"
 	"testing"
 	"time"
@@ -24,11 +23,6 @@ import (
 var env *testenv.Env
 
 func TestMain(m *testing.M) {
-	// A fuzz worker runs nothing but a fuzz target, and none needs the API server.
-	flag.Parse()
-	if w := flag.Lookup("test.fuzzworker"); w != nil && w.Value.String() == "true" {
-		os.Exit(m.Run())
-	}
 	os.Exit(testenv.Main(m, &env))
 }
 

@@ -3,7 +3,6 @@ package operator_test
 import (
 	"bytes"
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -29,11 +28,6 @@ import (
 var env *testenv.Env
 
 func TestMain(m *testing.M) {
-	// A fuzz worker runs nothing but a fuzz target, and none needs the API server.
-	flag.Parse()
-	if w := flag.Lookup("test.fuzzworker"); w != nil && w.Value.String() == "true" {
-		os.Exit(m.Run())
-	}
 	os.Exit(testenv.Main(m, &env))
 }
 

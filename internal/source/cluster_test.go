@@ -3,7 +3,6 @@ package source
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"net/http"
 	"os"
@@ -34,11 +33,6 @@ import (
 var env *testenv.Env
 
 func TestMain(m *testing.M) {
-	// A fuzz worker runs nothing but a fuzz target, and none needs the API server.
-	flag.Parse()
-	if w := flag.Lookup("test.fuzzworker"); w != nil && w.Value.String() == "true" {
-		os.Exit(m.Run())
-	}
 	os.Exit(testenv.Main(m, &env))
 }
 

@@ -6,6 +6,7 @@ package testenv
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -77,6 +78,11 @@ func (e *Env) Stop() error { return e.env.Stop() }
 // controller-runtime's log (informers, reconcilers) goes to stderr, errors only unless
 // AUTHGATE_TEST_LOG is set.
 func Main(m *testing.M, env **Env, then ...func(*Env)) int {
+	// A fuzz worker (go test -fuzz) runs nothing but a fuzz target, and none needs the API server.
+	flag.Parse()
+	if w := flag.Lookup("test.fuzzworker"); w != nil && w.Value.String() == "true" {
+		return m.Run()
+	}
 	level := zapcore.ErrorLevel
 	if os.Getenv("AUTHGATE_TEST_LOG") != "" {
 		level = zapcore.DebugLevel
