@@ -68,6 +68,14 @@ func NewManager(s store.Store, clock func() time.Time, opts ...Option) *Manager 
 	return m
 }
 
+// storeDeadline returns *d, first setting it checkTimeout from now when it is still zero.
+func (m *Manager) storeDeadline(d *time.Time) time.Time {
+	if d.IsZero() {
+		*d = time.Now().Add(m.checkTimeout)
+	}
+	return *d
+}
+
 // NewID returns a fresh session ID.
 func NewID() (string, error) {
 	b := make([]byte, idBytes)
@@ -141,15 +149,15 @@ func (m *Manager) Check(ctx context.Context, p *policy.Policy, id string) (Resul
 		return Result{}, ErrNoSession
 	}
 	allowCached := p.OnStoreUnavailable() == authgatev1.StoreUnavailableAllowCached
-	// One deadline for every store call of this check, taken only by the calls actually made (a
-	// cached session costs no context).
-	deadline := time.Now().Add(m.checkTimeout)
+	// One deadline for every store call of this check, set by the first call actually made: a
+	// cached session costs neither a clock read nor a context.
+	var deadline time.Time
 	key := store.KeyOf(id)
 	degraded := false
 	s, cached := m.cache.fresh(key)
 	if !cached {
 		var err error
-		sctx, cancel := context.WithDeadline(ctx, deadline)
+		sctx, cancel := context.WithDeadline(ctx, m.storeDeadline(&deadline))
 		s, err = m.store.GetSession(sctx, key)
 		cancel()
 		switch {
@@ -179,7 +187,7 @@ func (m *Manager) Check(ctx context.Context, p *policy.Policy, id string) (Resul
 	if settings.IdleTimeout > 0 && now.Sub(s.LastSeenAt) > settings.IdleTimeout {
 		m.cache.forget(key)
 		if !degraded {
-			sctx, cancel := context.WithDeadline(ctx, deadline)
+			sctx, cancel := context.WithDeadline(ctx, m.storeDeadline(&deadline))
 			err := m.store.DeleteSession(sctx, key)
 			cancel()
 			if err != nil && !errors.Is(err, store.ErrUnavailable) {
@@ -202,7 +210,7 @@ func (m *Manager) Check(ctx context.Context, p *policy.Policy, id string) (Resul
 		if touch {
 			lastSeen = now
 		}
-		sctx, cancel := context.WithDeadline(ctx, deadline)
+		sctx, cancel := context.WithDeadline(ctx, m.storeDeadline(&deadline))
 		updated, err := m.store.ExtendSession(sctx, key, maxTime(newExpiry, s.ExpiresAt), lastSeen)
 		cancel()
 		switch {
