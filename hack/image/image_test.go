@@ -165,7 +165,7 @@ COPY --from=build /out/x /x
 func TestBuild(t *testing.T) {
 	t.Parallel()
 	if runtime.GOOS != "linux" {
-		t.Skip("runs the linux binaries it builds")
+		t.Fatalf("TestBuild runs the linux binaries it builds: run it on Linux (GOOS is %s)", runtime.GOOS)
 	}
 	root := moduleRoot(t)
 	df := readDockerfile(t, root)
