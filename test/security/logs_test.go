@@ -11,8 +11,8 @@ import (
 // Requests that the webhook logs (malformed paths, misconfigured proxies, refused logins and
 // refreshes) carrying live credentials where clients put them (Cookie, Authorization, a query
 // parameter, a form or JSON field): the webhook logs the refusals, and the harness fails the test if
-// any line holds a password, cookie or token it used (its scan runs when the test ends). The gRPC
-// service is left out: its handlers' context carries no logger, so it logs none of its refusals.
+// any line holds a password, cookie or token it used (its scan runs when the test ends), through
+// every adapter, gRPC included.
 func testCredentialsInLoggedRefusals(t *testing.T) {
 	t.Parallel()
 	s := newSuite(t, lenientLimits)
@@ -34,6 +34,7 @@ func testCredentialsInLoggedRefusals(t *testing.T) {
 		{"an encoded NUL, the session in the query", adapter{"nginx-endpoint", viaNginxEndpoint}, probe{target: "/orders%00?sid=" + session, headers: creds}},
 		{"a fragment, the token after it", adapter{"envoy-http", viaEnvoyHTTP}, probe{target: "/orders?x=1#access_token=" + token, headers: creds}},
 		{"double encoding, the token in the query", adapter{"envoy-http", viaEnvoyHTTP}, probe{target: "/orders/%252e?access_token=" + token, headers: creds}},
+		{"an encoded slash over gRPC, the token in the query", adapter{"envoy-grpc", viaEnvoyGRPC}, probe{target: "/orders%2F..?access_token=" + token, headers: creds}},
 	}
 	for _, c := range probes {
 		a := c.ad.check(s, c.p)
