@@ -87,7 +87,7 @@ func TestSIGTERMBehindNginx(t *testing.T) {
 		metrics string
 	}
 	start := func() *replica {
-		r := &replica{addr: "127.0.0.1:" + freePort(t), metrics: "127.0.0.1:" + freePort(t), exited: make(chan error, 1)}
+		r := &replica{addr: "127.0.0.1:" + harness.FreePort(t), metrics: "127.0.0.1:" + harness.FreePort(t), exited: make(chan error, 1)}
 		r.cmd = exec.Command(bin, "--manifests", filepath.Join("..", "..", "config", "samples"), "--http-addr", r.addr,
 			"--grpc-addr", "", "--metrics-addr", r.metrics, "--store", "redis", "--redis-addrs", redis.Addr,
 			"--secret-key-file", key, "--shutdown-timeout", "5s")
@@ -123,7 +123,7 @@ func TestSIGTERMBehindNginx(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	port := freePort(t)
+	port := harness.FreePort(t)
 	conf := harness.Fill(t, sigtermConf, map[string]string{"DIR": nginxDir, "A": portOf(a.addr), "B": portOf(b.addr),
 		"PORT": port, "APP": portOf(strings.TrimPrefix(app.URL, "http://"))})
 	confPath := filepath.Join(nginxDir, "nginx.conf")
@@ -239,17 +239,6 @@ func TestSIGTERMBehindNginx(t *testing.T) {
 	if len(failures) > 0 {
 		t.Errorf("nginx saw %d failed checks around the SIGTERM, first: %s", len(failures), failures[0])
 	}
-}
-
-// freePort is a port that was free on 127.0.0.1 a moment ago.
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return portOf(l.Addr().String())
 }
 
 func portOf(addr string) string {

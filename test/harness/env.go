@@ -174,10 +174,10 @@ func (e *Env) NewRequestID() string {
 	return fmt.Sprintf("e2e-%s-%d", name, e.requestIDs.Add(1))
 }
 
-// freePort returns a TCP port that was free on 127.0.0.1 a moment ago. Servers that take an address
+// FreePort returns a TCP port that was free on 127.0.0.1 a moment ago. Servers that take an address
 // rather than a listener (nginx, webhook.Run) get it; the small window in which another process can
 // take it is covered by retrying with another port when the bind fails.
-func freePort(t testing.TB) string {
+func FreePort(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -47,7 +47,7 @@ func (e *Env) startNginx(o Options) {
 
 	var lastErr error
 	for range bindAttempts {
-		port := freePort(t)
+		port := FreePort(t)
 		conf := Fill(t, template, map[string]string{
 			"LISTEN_ADDR":   "127.0.0.1:" + port,
 			"APP_HOST":      AppHost,

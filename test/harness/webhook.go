@@ -39,7 +39,7 @@ func (e *Env) startWebhook(o Options) {
 
 	var lastErr error
 	for range bindAttempts {
-		port := freePort(t)
+		port := FreePort(t)
 		values := maps.Clone(o.Values)
 		if values == nil {
 			values = map[string]string{}
@@ -61,7 +61,7 @@ func (e *Env) startWebhook(o Options) {
 		}
 		grpcAddr := ""
 		if o.GRPC {
-			grpcAddr = "127.0.0.1:" + freePort(t)
+			grpcAddr = "127.0.0.1:" + FreePort(t)
 			opts.GRPCAddr = grpcAddr
 		}
 		if o.Webhook != nil {
